@@ -1,0 +1,121 @@
+"""`agebench <command> [hydra overrides]`: one Hydra app per command, each with its root config in conf/.
+
+User errors (UserError, an unknown config option or group choice, a malformed override) end with one
+line on stderr and a non-zero exit; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+from agebench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Command:
+    target: str       # "module:function" taking the composed DictConfig
+    config_name: str  # root config in conf/
+    summary: str
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("agebench.train:train_command", "train", "train one experiment over its protocol's folds"),
+    "profile": Command("agebench.profile:profile_command", "profile", "params, GMACs, size and latency of a model"),
+    "data summary": Command("agebench.data.summary:summary_command", "data_summary",
+                            "parse a dataset's metadata: counts, histograms, skipped rows"),
+    "sweep": Command("agebench.sweep:sweep_command", "sweep", "run / inspect an Optuna study or grid from sweeps/"),
+    "report": Command("agebench.report:report_command", "report", "paper-style tables and plots from run records"),
+    "regress": Command("agebench.regress:regress_command", "regress", "accuracy gate: compare runs with a baseline"),
+}
+
+USAGE = "usage: agebench <command> [hydra overrides]   (agebench <command> --help for its config)"
+
+
+def _help() -> str:
+    lines = [USAGE, "", "commands:"]
+    width = max(len(n) for n in COMMANDS)
+    lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += ["", "examples:", "  agebench train experiment=quickstart",
+              "  agebench train -m model=lmtcnn tasks=age,age_gender loss.gamma=0.3,0.7",
+              "  agebench profile model=lmtcnn tasks=age_gender format=json"]
+    return "\n".join(lines)
+
+
+def _split_command(argv: list[str]) -> tuple[str, list[str]]:
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    if argv[0] in COMMANDS:
+        return argv[0], argv[1:]
+    if argv[0] == "data":
+        raise UserError("`agebench data` needs a subcommand: agebench data summary data=<name> data.root=<dir>")
+    raise UserError(f"unknown command {argv[0]!r}; run `agebench --help` for the list")
+
+
+def hydra_error_line(err: Exception) -> str | None:
+    """One readable line for Hydra's config errors, or None when `err` is not one."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    text = str(err)
+    if isinstance(err, MissingConfigException):
+        found = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+        options = re.findall(r"^\t(\S+)$", text, flags=re.M)
+        if found:
+            group, choice = found.groups()
+            choices = ", ".join(o for o in options if not o.startswith("_")) or "see conf/" + group
+            return f"unknown {group} {choice!r}; choose one of {choices} (conf/{group}/)"
+        return text.splitlines()[0]
+    if isinstance(err, (ConfigCompositionException, OverrideParseException)):
+        cause = err.__cause__ or err
+        key = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", str(cause))
+        if key and ("not in struct" in str(cause) or "not in struct" in text):
+            return (f"unknown config option {key.group(1)!r}; check its spelling with `--cfg job`, "
+                    f"or add it with +{key.group(1)}=... if it is really new")
+        first = next((line for line in text.splitlines() if line.strip()), text)
+        return first.strip()
+    if isinstance(err, OmegaConfBaseException):
+        return text.splitlines()[0]
+    return None
+
+
+def run_hydra_command(name: str, overrides: list[str]) -> None:
+    import hydra
+
+    from agebench.paths import conf_dir
+
+    command = COMMANDS[name]
+    module_name, func_name = command.target.split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    # Let exceptions reach us instead of Hydra printing its own multi-line report.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv = [f"agebench {name}", *overrides]
+    app = hydra.main(config_path=str(conf_dir()), config_name=command.config_name, version_base="1.3")(func)
+    app()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_help())
+        return 0
+    try:
+        name, overrides = _split_command(argv)
+        run_hydra_command(name, overrides)
+    except UserError as err:
+        print(f"agebench: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except Exception as err:
+        line = hydra_error_line(err)
+        if line is None:
+            raise
+        print(f"agebench: error: {line}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: records, parsers, binning, protocols, cache and the Lightning datamodule."""

@@ -1,0 +1,170 @@
+"""Evaluation protocols: which rows train, validate and test in each fold, and the leakage check.
+
+- kfold: subject-exclusive, label-stratified k-fold (sklearn's StratifiedGroupKFold) with a fixed
+  seed; validation is carved subject-exclusively out of the training folds.
+- holdout: one subject-exclusive train/val/test split.
+- predefined: the dataset's own folds (records.fold; test = fold k) or official split (records.split),
+  validation from the official split, from LMTCNN-style split lists, or carved as above.
+- lopo: leave one person out (one fold per subject).
+
+Every fold passes `check_leakage` before training: a subject on two sides of a split fails the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from agebench.errors import LeakageError, UserError
+
+
+@dataclass
+class Fold:
+    index: int
+    train: np.ndarray  # row indices into the record table
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def stratification_labels(records: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    """One integer per row combining the requested labels (age as its group, else decade; gender; race)."""
+    parts = []
+    for name in labels:
+        if name == "age":
+            decade = np.floor(records["age"].fillna(-10).to_numpy() / 10).astype(np.int64)
+            group = records["age_group"].to_numpy()
+            parts.append(np.where(group >= 0, group, decade))
+        elif name in ("gender", "race"):
+            parts.append(records[name].to_numpy())
+        else:
+            raise UserError(f"protocol.stratify lists {name!r}; use any of age, gender, race")
+    if not parts:
+        return np.zeros(len(records), dtype=np.int64)
+    combined = pd.Series(list(zip(*parts))).astype(str)
+    return pd.factorize(combined)[0]
+
+
+def _splitter(n_splits: int, seed: int, by_subject: bool):
+    if by_subject:
+        return StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+
+
+def _split_off(rows: np.ndarray, fraction: float, strat: np.ndarray, groups: np.ndarray, seed: int,
+               by_subject: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Split `rows` into (kept, carved) with about `fraction` carved out, subject-exclusively."""
+    if fraction <= 0 or len(rows) < 2:
+        return rows, rows[:0]
+    n_splits = max(2, int(round(1.0 / fraction)))
+    n_splits = min(n_splits, len(np.unique(groups[rows])) if by_subject else len(rows))
+    if n_splits < 2:
+        return rows, rows[:0]
+    splitter = _splitter(n_splits, seed, by_subject)
+    kept, carved = next(iter(_safe_split(splitter, rows, strat[rows], groups[rows])))
+    return np.sort(rows[kept]), np.sort(rows[carved])
+
+
+def _safe_split(splitter, rows, y, groups):
+    # stratification needs >= n_splits members per class; classes rarer than that are merged into one
+    counts = pd.Series(y).value_counts()
+    rare = counts.index[counts < splitter.n_splits]
+    y = np.where(np.isin(y, rare), -1, y)
+    return splitter.split(rows, y, groups)
+
+
+def make_folds(records: pd.DataFrame, protocol_cfg, seed: int, split_lists_reader=None) -> list[Fold]:
+    name = str(protocol_cfg.name)
+    by_subject = bool(protocol_cfg.get("subject_exclusive", True))
+    strat = stratification_labels(records, list(protocol_cfg.get("stratify", []) or []))
+    groups = pd.factorize(records["subject"])[0]
+    val_fraction = float(protocol_cfg.get("val_fraction", 0.1))
+    rows = np.arange(len(records))
+    folds: list[Fold] = []
+
+    if name == "kfold":
+        n = int(protocol_cfg.n_folds)
+        if n < 2:
+            raise UserError(f"protocol.n_folds={n}: k-fold needs at least 2 folds (use protocol=holdout for one split)")
+        if by_subject and len(np.unique(groups)) < n:
+            raise UserError(f"only {len(np.unique(groups))} subjects for {n} folds; lower protocol.n_folds")
+        for k, (train, test) in enumerate(_safe_split(_splitter(n, seed, by_subject), rows, strat, groups)):
+            train, val = _split_off(rows[train], val_fraction, strat, groups, seed + k, by_subject)
+            folds.append(Fold(k, train, val, np.sort(rows[test])))
+    elif name == "holdout":
+        rest, test = _split_off(rows, float(protocol_cfg.get("test_fraction", 0.2)), strat, groups, seed, by_subject)
+        train, val = _split_off(rest, val_fraction, strat, groups, seed + 1, by_subject)
+        folds.append(Fold(0, train, val, test))
+    elif name == "lopo":
+        subjects = np.unique(groups)
+        for k, subject in enumerate(subjects):
+            test = rows[groups == subject]
+            train, val = _split_off(rows[groups != subject], val_fraction, strat, groups, seed + k, by_subject)
+            folds.append(Fold(k, train, val, test))
+    elif name == "predefined":
+        folds = _predefined(records, protocol_cfg, seed, strat, groups, val_fraction, by_subject, split_lists_reader)
+    else:
+        raise UserError(f"unknown protocol {name!r}; use kfold, holdout, predefined or lopo")
+
+    leak = float(protocol_cfg.get("leak_subjects_for_testing", 0.0) or 0.0)
+    if leak > 0:
+        folds = [_leak(f, groups, leak, seed) for f in folds]
+    return folds
+
+
+def _predefined(records, protocol_cfg, seed, strat, groups, val_fraction, by_subject, split_lists_reader) -> list[Fold]:
+    rows = np.arange(len(records))
+    fold_col = records["fold"].to_numpy()
+    split_col = records["split"].to_numpy().astype(str)
+    lists_dir = protocol_cfg.get("split_lists")
+    if lists_dir:
+        if split_lists_reader is None:
+            raise UserError("protocol.split_lists is only understood for data=adience; remove it for this dataset")
+        lists = split_lists_reader(str(lists_dir), records)
+        return [Fold(k, np.sort(s["train"]), np.sort(s["val"]), np.sort(s["test"])) for k, s in sorted(lists.items())]
+    if (fold_col >= 0).any():
+        folds = []
+        for k in sorted(np.unique(fold_col[fold_col >= 0])):
+            test = rows[fold_col == k]
+            train, val = _split_off(rows[(fold_col != k) & (fold_col >= 0)], val_fraction, strat, groups, seed + int(k), by_subject)
+            folds.append(Fold(int(k), train, val, test))
+        return folds
+    if (split_col != "").any():
+        test = rows[split_col == "test"]
+        train = rows[split_col == "train"]
+        val = rows[split_col == "val"]
+        if len(test) == 0:
+            raise UserError("protocol=predefined: this dataset's official split has no test rows")
+        if len(val) == 0:
+            train, val = _split_off(train, val_fraction, strat, groups, seed, by_subject)
+        return [Fold(0, np.sort(train), np.sort(val), np.sort(test))]
+    raise UserError("protocol=predefined needs a dataset with official folds or splits; use protocol=kfold here")
+
+
+def _leak(fold: Fold, groups: np.ndarray, fraction: float, seed: int) -> Fold:
+    """TEST-ONLY: copy half the images of a fraction of test subjects into train, so the check fires."""
+    rng = np.random.default_rng(seed)
+    test_subjects = np.unique(groups[fold.test])
+    chosen = rng.choice(test_subjects, size=max(1, int(round(fraction * len(test_subjects)))), replace=False)
+    moved = fold.test[np.isin(groups[fold.test], chosen)][::2]
+    return Fold(fold.index, np.sort(np.concatenate([fold.train, moved])), fold.val,
+                np.setdiff1d(fold.test, moved))
+
+
+def check_leakage(records: pd.DataFrame, fold: Fold) -> None:
+    """Raise LeakageError when a subject appears on two sides of the fold's train/val/test split."""
+    subject = records["subject"].to_numpy()
+    sides = {name: set(subject[getattr(fold, name)]) for name in ("train", "val", "test")}
+    for a, b in (("train", "test"), ("val", "test"), ("train", "val")):
+        shared = sides[a] & sides[b]
+        if shared:
+            example = sorted(shared)[:3]
+            raise LeakageError(
+                f"fold {fold.index}: {len(shared)} subject(s) in both {a} and {b} (e.g. {example}); "
+                f"splits must be subject-exclusive — fix the split files or set protocol.subject_exclusive=true"
+            )

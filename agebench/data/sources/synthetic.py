@@ -1,0 +1,44 @@
+"""The embedded synthetic-faces dataset (rendered by agebench.data.synthetic)."""
+
+from __future__ import annotations
+
+from agebench.data.records import ParsedRecords, normalise
+from agebench.data.sources import DatasetSource, register_source
+
+
+def synthetic_spec(data_cfg):
+    from agebench.data.synthetic import SyntheticSpec
+
+    return SyntheticSpec(
+        n_subjects=int(data_cfg.n_subjects),
+        images_per_subject=int(data_cfg.images_per_subject),
+        image_size=int(data_cfg.load_size or data_cfg.image_size),
+        age_range=tuple(float(a) for a in data_cfg.age_range),
+        age_spread=float(data_cfg.age_spread),
+        label_noise=float(data_cfg.label_noise),
+        gender_specific_aging=float(data_cfg.gender_specific_aging),
+        nuisance=float(data_cfg.nuisance),
+        seed=int(data_cfg.get("seed", 0) or 0),
+    )
+
+
+@register_source
+class Synthetic(DatasetSource):
+    name: str = "synthetic"
+    needs_root: bool = False
+
+    def parse(self, data_cfg) -> ParsedRecords:
+        # labels only; images come from render() (the generator is cheap enough to run for both)
+        _, labels = self.render(data_cfg)
+        return ParsedRecords(normalise(labels, self.name), race_names=self._race_names())
+
+    def render(self, data_cfg):
+        from agebench.data.synthetic import generate
+
+        return generate(synthetic_spec(data_cfg))
+
+    @staticmethod
+    def _race_names():
+        from agebench.data.synthetic import RACE_NAMES
+
+        return tuple(RACE_NAMES)

@@ -1,0 +1,75 @@
+"""What every run record says about where it came from: git sha, config hash, versions, hardware."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+from functools import lru_cache
+
+from agebench.paths import PROJECT_ROOT
+
+# Keys that say where results go or how they are logged, not what is computed: excluded from the hash.
+NON_SEMANTIC_KEYS = ("output_dir", "cache_dir", "logger", "hydra", "summary_table", "variants", "sweep_context")
+
+
+def config_hash(cfg_dict: dict) -> str:
+    semantic = {k: v for k, v in cfg_dict.items() if k not in NON_SEMANTIC_KEYS}
+    blob = json.dumps(semantic, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def git_sha() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import numpy
+    import torch
+
+    import agebench
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
+           "numpy": numpy.__version__, "agebench": agebench.__version__}
+    try:
+        import timm
+
+        out["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def hardware() -> dict:
+    import torch
+
+    info = {"host": socket.gethostname(), "platform": platform.platform(), "cpu": _cpu_name(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

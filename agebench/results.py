@@ -1,0 +1,146 @@
+"""The results store: run records (one JSON object per fold) and experiment summaries.
+
+`results.jsonl` is only ever replaced whole (write to a temporary file, fsync, rename), so a crash
+mid-write leaves the previous complete file; a record for a fold replaces any earlier record of the
+same fold, so a resumed run never duplicates one. `load_records` turns any number of result files
+into one pandas frame with the metrics flattened to `metrics.<name>` columns.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from agebench.errors import UserError
+
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
+
+# The fields every run record carries (DESIGN.md, "Public contracts"); more may follow.
+RECORD_FIELDS = (
+    "experiment", "dataset", "model", "tasks", "loss", "age_bins", "protocol", "fold", "seed", "status",
+    "metrics", "epochs", "train_seconds", "params", "gmacs", "size_mb", "latency_ms", "git_sha",
+    "config_hash", "started_at", "host",
+)
+STATUSES = ("ok", "failed", "diverged")
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Run records of one results.jsonl (empty list when it does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}:{n} is not a JSON run record ({err.msg}); remove or repair that line") from None
+    return records
+
+
+def _record_key(record: dict) -> tuple:
+    return (record.get("study"), record.get("trial"), record.get("fold"))
+
+
+def append_record(path: str | Path, record: dict) -> None:
+    """Add a run record, replacing an earlier record of the same fold (a rerun), atomically."""
+    missing = [f for f in RECORD_FIELDS if f not in record]
+    if missing:
+        raise ValueError(f"run record lacks {missing}")
+    key = _record_key(record)
+    kept = [r for r in read_records(path) if _record_key(r) != key]
+    kept.append(_jsonable(record))
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def summarise(records: list[dict]) -> dict:
+    """Per-metric mean, std (sample, ddof=1) and n over the folds whose status is ok."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    names = sorted({m for r in ok for m, v in r.get("metrics", {}).items() if v is not None})
+    metrics = {}
+    for name in names:
+        values = np.array([r["metrics"][name] for r in ok if r["metrics"].get(name) is not None], dtype=float)
+        metrics[name] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "n": int(len(values)),
+        }
+    return {
+        "folds_ok": sorted(r["fold"] for r in ok),
+        "folds_failed": sorted(r["fold"] for r in records if r.get("status") != "ok"),
+        "metrics": metrics,
+    }
+
+
+def find_result_files(runs: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Every results.jsonl under the given directories or globs."""
+    items = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    files: set[Path] = set()
+    for item in items:
+        matches = glob.glob(str(item)) or []
+        for match in matches:
+            p = Path(match)
+            if p.is_file() and p.name == RESULTS_FILE:
+                files.add(p.resolve())
+            elif p.is_dir():
+                files.update(f.resolve() for f in p.rglob(RESULTS_FILE))
+    return sorted(files)
+
+
+def load_records(runs) -> pd.DataFrame:
+    """All run records under `runs` as a frame: one row per fold record, `metrics.*` flattened,
+    plus `results_file`. Raises UserError when nothing is found."""
+    files = find_result_files(runs)
+    if not files:
+        raise UserError(f"no {RESULTS_FILE} found under {runs}; point runs= at a directory written by `agebench train`")
+    rows = []
+    for f in files:
+        for r in read_records(f):
+            r = dict(r)
+            r["results_file"] = str(f)
+            rows.append(r)
+    if not rows:
+        raise UserError(f"the {RESULTS_FILE} files under {runs} hold no run records yet")
+    return pd.json_normalize(rows, max_level=1)

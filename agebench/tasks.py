@@ -1,0 +1,257 @@
+"""Task definitions: what each head predicts, its loss and its metrics.
+
+A task turns the record table into a float32 target array, scores a head's raw output with its loss
+(masking rows whose label is missing, so multi-source data never fills a label it lacks), and computes
+its metrics over a whole evaluation set. The model knows only `num_outputs`; the LightningModule knows
+only `loss` and `metrics`; neither knows which task it is.
+
+Targets are float32 arrays of shape (N, 2) for age — column 0 the bin index (-1 missing), column 1 the
+age in years (NaN missing) — and (N, 1) for gender and race (-1 missing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from agebench.data.binning import AgeBins, parse_bins
+from agebench.errors import UserError
+
+TASK_NAMES = ("age", "gender", "race")
+
+
+def _masked(output: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return output[valid]
+
+
+def _zero_loss(output: torch.Tensor) -> torch.Tensor:
+    # keeps the graph connected when a batch has no labelled row for this task (multi-source data)
+    return output.sum() * 0.0
+
+
+@dataclass
+class Task:
+    name: str
+    num_outputs: int
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """A numeric prediction per row (class index or years) for prediction files and plots."""
+        raise NotImplementedError
+
+
+@dataclass
+class AgeClassification(Task):
+    """Age over bins, softmax + cross-entropy. MAE uses the posterior expectation of bin centres,
+    measured against the exact age where the dataset gives one and the bin centre otherwise."""
+
+    bins: AgeBins = None  # type: ignore[assignment]
+
+    def loss(self, output, target):
+        cls = target[:, 0].long()
+        valid = cls >= 0
+        if not valid.any():
+            return _zero_loss(output)
+        return F.cross_entropy(output[valid], cls[valid])
+
+    def predict(self, output):
+        return output.argmax(dim=1)
+
+    def metrics(self, output, target):
+        cls = target[:, 0].long()
+        valid = cls >= 0
+        if not valid.any():
+            return {}
+        output, cls, years = output[valid].float(), cls[valid], target[valid, 1]
+        top2 = output.topk(min(2, output.shape[1]), dim=1).indices
+        pred = top2[:, 0]
+        centres = torch.as_tensor(self.bins.centres, dtype=torch.float32)
+        expected = output.softmax(dim=1) @ centres
+        truth = torch.where(torch.isnan(years), centres[cls], years)
+        return {
+            "top1": (pred == cls).float().mean().item(),
+            "top2": (top2 == cls[:, None]).any(dim=1).float().mean().item(),
+            "one_off": ((pred - cls).abs() <= 1).float().mean().item(),
+            "mae": (expected - truth).abs().mean().item(),
+        }
+
+
+@dataclass
+class AgeRegression(Task):
+    """Age in years from one output, trained on a normalised target with L1 or L2 loss.
+
+    Metrics: MAE, CS(θ) (fraction within θ years, `cs{θ}`), and — when bins are configured — top-1 and
+    one-off after binning the predicted age, so regression and classification heads share a table."""
+
+    bins: AgeBins | None = None
+    age_range: tuple[float, float] = (0.0, 80.0)
+    loss_kind: str = "l1"
+    cs_thresholds: tuple[int, ...] = (5,)
+
+    @property
+    def _mid(self) -> float:
+        return (self.age_range[0] + self.age_range[1]) / 2.0
+
+    @property
+    def _half(self) -> float:
+        return max((self.age_range[1] - self.age_range[0]) / 2.0, 1e-6)
+
+    def years(self, output: torch.Tensor) -> torch.Tensor:
+        return output[:, 0] * self._half + self._mid
+
+    def loss(self, output, target):
+        years = target[:, 1]
+        valid = ~torch.isnan(years)
+        if not valid.any():
+            return _zero_loss(output)
+        pred = output[valid, 0]
+        goal = (years[valid] - self._mid) / self._half
+        return F.l1_loss(pred, goal) if self.loss_kind == "l1" else F.mse_loss(pred, goal)
+
+    def predict(self, output):
+        return self.years(output)
+
+    def metrics(self, output, target):
+        years = target[:, 1]
+        valid = ~torch.isnan(years)
+        if not valid.any():
+            return {}
+        pred, truth = self.years(output[valid].float()), years[valid]
+        err = (pred - truth).abs()
+        out = {"mae": err.mean().item()}
+        for theta in self.cs_thresholds:
+            out[f"cs{theta}"] = (err <= theta).float().mean().item()
+        if self.bins is not None:
+            cls = target[valid, 0].long()
+            pred_cls = torch.as_tensor(self.bins.assign(pred.detach().cpu().numpy()))
+            known = cls >= 0
+            if known.any():
+                out["top1"] = (pred_cls[known] == cls[known]).float().mean().item()
+                out["one_off"] = ((pred_cls[known] - cls[known]).abs() <= 1).float().mean().item()
+        return out
+
+
+@dataclass
+class Classification(Task):
+    """Gender or race. `loss_kind`: ce (softmax), bce (one logit, binary) or mse (one output regressed
+    to 0/1, the joint-regression model of seed 003)."""
+
+    loss_kind: str = "ce"
+
+    def loss(self, output, target):
+        cls = target[:, 0].long()
+        valid = cls >= 0
+        if not valid.any():
+            return _zero_loss(output)
+        if self.loss_kind == "ce":
+            return F.cross_entropy(output[valid], cls[valid])
+        goal = cls[valid].float()
+        if self.loss_kind == "bce":
+            return F.binary_cross_entropy_with_logits(output[valid, 0], goal)
+        return F.mse_loss(output[valid, 0], goal)
+
+    def predict(self, output):
+        if self.loss_kind == "ce":
+            return output.argmax(dim=1)
+        threshold = 0.0 if self.loss_kind == "bce" else 0.5
+        return (output[:, 0] > threshold).long()
+
+    def metrics(self, output, target):
+        cls = target[:, 0].long()
+        valid = cls >= 0
+        if not valid.any():
+            return {}
+        return {"acc": (self.predict(output[valid].float()) == cls[valid]).float().mean().item()}
+
+
+def build_tasks(tasks_cfg, race_classes: int | None = None) -> list[Task]:
+    """Task objects from the `tasks` config group (`tasks.names` picks which)."""
+    names = list(tasks_cfg.names)
+    unknown = [n for n in names if n not in TASK_NAMES]
+    if unknown or not names:
+        raise UserError(f"unknown task(s) {unknown or names}; tasks.names takes a subset of {list(TASK_NAMES)}")
+    tasks: list[Task] = []
+    for name in names:
+        opts = tasks_cfg.get(name, {}) or {}
+        if name == "age":
+            age_range = tuple(float(v) for v in opts.get("range", (0, 80)))
+            bins = parse_bins(opts.get("bins", "adience8"), age_range)
+            head = opts.get("head", "classification")
+            if head == "classification":
+                tasks.append(AgeClassification("age", bins.num_bins, bins=bins))
+            elif head == "regression":
+                loss_kind = opts.get("loss", "l1")
+                if loss_kind not in ("l1", "l2"):
+                    raise UserError(f"tasks.age.loss={loss_kind!r}: age regression takes l1 or l2")
+                cs = tuple(int(t) for t in opts.get("cs_thresholds", (5,)))
+                tasks.append(AgeRegression("age", 1, bins=bins, age_range=age_range, loss_kind=loss_kind, cs_thresholds=cs))
+            else:
+                raise UserError(f"tasks.age.head={head!r}; use classification or regression")
+        else:
+            loss_kind = opts.get("loss", "ce")
+            if loss_kind not in ("ce", "bce", "mse"):
+                raise UserError(f"tasks.{name}.loss={loss_kind!r}; use ce, bce or mse")
+            classes = 2 if name == "gender" else int(race_classes or opts.get("classes", 5))
+            if loss_kind != "ce" and classes != 2:
+                raise UserError(f"tasks.{name}.loss={loss_kind} needs a binary task; use loss=ce")
+            tasks.append(Classification(name, classes if loss_kind == "ce" else 1, loss_kind=loss_kind))
+    return tasks
+
+
+def targets_for(tasks: list[Task], records: pd.DataFrame, native_age_bins: AgeBins | None = None) -> dict[str, np.ndarray]:
+    """float32 target arrays per task from a record table (see module docstring for the layout).
+
+    Datasets that give only age groups (Adience, FairFace) carry `age_group` indices into their native
+    scheme `native_age_bins`; a classification head must then use that scheme, and a regression head
+    regresses the group centres (stated in the run record's notes)."""
+    out: dict[str, np.ndarray] = {}
+    for task in tasks:
+        if task.name == "age":
+            bins = getattr(task, "bins", None)
+            years = records["age"].to_numpy(dtype=np.float64).copy()
+            group = records["age_group"].to_numpy(dtype=np.int64)
+            only_group = np.isnan(years) & (group >= 0)
+            if only_group.any():
+                if native_age_bins is None:
+                    raise ValueError("records carry age groups but the dataset declared no native scheme")
+                years_from_groups = native_age_bins.centres[group[only_group]]
+                if isinstance(task, AgeClassification) and bins.intervals != native_age_bins.intervals:
+                    raise UserError(
+                        f"this dataset gives age groups ({native_age_bins.name}) not exact ages; "
+                        f"set tasks.age.bins={native_age_bins.name}"
+                    )
+                years_for_bins = years.copy()
+                years_for_bins[only_group] = years_from_groups
+                cls = bins.assign(years_for_bins) if bins is not None else np.full(len(years), -1)
+                if bins is not None and bins.intervals == native_age_bins.intervals:
+                    cls[only_group] = group[only_group]
+                if isinstance(task, AgeRegression):
+                    years[only_group] = years_from_groups
+            else:
+                cls = bins.assign(years) if bins is not None else np.full(len(years), -1)
+            out["age"] = np.stack([cls.astype(np.float32), years.astype(np.float32)], axis=1)
+        else:
+            out[task.name] = records[task.name].to_numpy(dtype=np.float32)[:, None]
+    return out
+
+
+def missing_tasks(tasks: list[Task], records: pd.DataFrame) -> list[str]:
+    """Tasks for which no record carries a label (the dataset cannot train them)."""
+    missing = []
+    for task in tasks:
+        if task.name == "age":
+            has = records["age"].notna().any() or (records["age_group"] >= 0).any()
+        else:
+            has = (records[task.name] >= 0).any()
+        if not has:
+            missing.append(task.name)
+    return missing

@@ -1,0 +1,453 @@
+"""`agebench train`: run one experiment over its protocol's folds and write the results store.
+
+For each selected fold: build the model, profile it, train with early stopping on a validation metric,
+test the best checkpoint on the held-out fold, append a run record to `results.jsonl` and rewrite
+`summary.json`. Rerunning with the same `output_dir` skips finished folds and resumes an unfinished
+one from its last checkpoint. An experiment may declare `variants` (named override lists, e.g.
+single-task age vs age+gender): each runs as its own experiment in `output_dir/<variant>/`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from agebench.config import compose_config, hydra_output_dir, hydra_task_overrides
+from agebench.data.loading import LoadedDataset, load_dataset
+from agebench.data.protocols import Fold, check_leakage, make_folds
+from agebench.errors import DivergedError, UserError
+from agebench.provenance import config_hash, git_sha, hardware, versions
+from agebench.results import RESULTS_FILE, SUMMARY_FILE, append_record, atomic_write_json, read_records, summarise
+from agebench.tasks import build_tasks, missing_tasks, targets_for
+
+log = logging.getLogger("agebench.train")
+
+# TEST-ONLY fault injection: "fold=1,epoch=1" hard-kills the process (as SIGKILL would) when that
+# fold starts that epoch, after the previous epoch's checkpoint is on disk.
+FAULT_ENV = "AGEBENCH_TEST_KILL_AT"
+
+
+def train_command(cfg: DictConfig):
+    """Hydra task function behind `agebench train`."""
+    output_dir = hydra_output_dir() or str(cfg.output_dir)
+    if cfg.get("variants"):
+        return run_variants(cfg, output_dir)
+    return run_experiment(cfg, output_dir)
+
+
+# ---------------------------------------------------------------------------------------------------
+# variants
+
+def run_variants(cfg: DictConfig, output_dir: str) -> dict:
+    base = [o for o in hydra_task_overrides() if not o.startswith(("output_dir=", "variants"))]
+    summaries = {}
+    for name, overrides in cfg.variants.items():
+        variant_cfg = compose_config(base + list(overrides) + [f"output_dir={Path(output_dir) / name}", "variants=null"])
+        OmegaConf.set_struct(variant_cfg, False)
+        variant_cfg.variant = str(name)
+        summaries[name] = run_experiment(variant_cfg, str(Path(output_dir) / name), print_table=False)
+    if cfg.get("summary_table"):
+        print(format_summary_table(summaries))
+    return summaries
+
+
+def format_summary_table(summaries: dict[str, dict]) -> str:
+    """A small mean ± std table over folds, one row per variant (the quickstart's closing output)."""
+    metrics = sorted({m for s in summaries.values() for m in s["metrics"]
+                      if m.endswith(("/top1", "/one_off", "/acc", "/mae"))})
+    header = ["variant", "folds"] + metrics
+    rows = []
+    for name, s in summaries.items():
+        cells = [name, str(len(s["folds_ok"]))]
+        for m in metrics:
+            v = s["metrics"].get(m)
+            cells.append(f"{v['mean']:.3f} ± {v['std']:.3f}" if v else "—")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# one experiment
+
+def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_record: dict | None = None,
+                   print_table: bool | None = None) -> dict:
+    """Train every selected fold not finished yet; returns the experiment summary (see results.summarise).
+
+    `on_fold_end(fold_index, record)` is called after each fold's record is written (sweeps report
+    intermediate values there and may raise to prune); `extra_record` is merged into every record."""
+    _quiet_lightning()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+    chash = config_hash(cfg_dict)
+    _set_threads(cfg.trainer)
+
+    dataset = load_dataset(cfg.data, _cache_dir(cfg))
+    tasks = build_tasks(cfg.tasks, race_classes=len(dataset.race_names) or None)
+    _check_tasks(cfg, dataset, tasks)
+    rows = _rows_for_tasks(dataset, tasks, allow_missing=bool(cfg.data.get("allow_missing_labels", False)))
+    records = dataset.records.iloc[rows].reset_index(drop=True)
+    targets = targets_for(tasks, dataset.records, dataset.native_age_bins)
+
+    folds = make_folds(records, cfg.protocol, int(cfg.seed), _split_list_reader(dataset.name))
+    selected = _select_folds(folds, cfg.protocol.get("folds"))
+    if bool(cfg.protocol.get("subject_exclusive", True)):
+        for fold in selected:  # fail before any training when a split leaks
+            check_leakage(records, fold)
+
+    results_path = out / RESULTS_FILE
+    existing = read_records(results_path)
+    _check_same_config(existing, chash, out, extra_record)
+    done = {r["fold"] for r in existing if r.get("status") == "ok" and _same_trial(r, extra_record)}
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+
+    for fold in selected:
+        if fold.index in done:
+            log.info("fold %d already finished in %s; skipping", fold.index, results_path)
+            continue
+        record = run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold, out, extra_record)
+        append_record(results_path, record)
+        summary = _write_summary(cfg, out, extra_record)
+        if on_fold_end is not None:
+            on_fold_end(fold.index, record)
+
+    summary = _write_summary(cfg, out, extra_record)
+    if (print_table if print_table is not None else cfg.get("summary_table")):
+        print(format_summary_table({cfg.get("variant") or cfg.experiment_name: summary}))
+    failed = [r for r in read_records(results_path) if r.get("status") != "ok" and _same_trial(r, extra_record)]
+    if failed and on_fold_end is None:
+        reasons = "; ".join(f"fold {r['fold']}: {r['status']} ({r.get('error', '')})" for r in failed)
+        raise RuntimeError(f"{len(failed)} fold(s) did not finish: {reasons}; see {results_path}")
+    return summary
+
+
+def _write_summary(cfg, out: Path, extra_record) -> dict:
+    records = [r for r in read_records(out / RESULTS_FILE) if _same_trial(r, extra_record)]
+    summary = {"experiment": cfg.experiment_name, "variant": cfg.get("variant"), **summarise(records)}
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def _same_trial(record: dict, extra: dict | None) -> bool:
+    extra = extra or {}
+    return all(record.get(k) == extra.get(k) for k in ("study", "trial"))
+
+
+def _check_same_config(existing: list[dict], chash: str, out: Path, extra) -> None:
+    other = {r.get("config_hash") for r in existing if _same_trial(r, extra)} - {chash}
+    if other:
+        raise UserError(f"{out} already holds results of a different config (hash {sorted(other)[0]} vs {chash}); "
+                        f"use a new output_dir, or the same overrides to resume")
+
+
+def _select_folds(folds: list[Fold], wanted) -> list[Fold]:
+    if wanted is None:
+        return folds
+    wanted = [int(k) for k in wanted]
+    known = {f.index for f in folds}
+    bad = [k for k in wanted if k not in known]
+    if bad:
+        raise UserError(f"protocol.folds={wanted} names fold(s) {bad} that do not exist; this protocol has folds 0..{len(folds) - 1}")
+    return [f for f in folds if f.index in wanted]
+
+
+def _check_tasks(cfg, dataset: LoadedDataset, tasks) -> None:
+    missing = missing_tasks(tasks, dataset.records)
+    if missing:
+        carried = [t for t in ("age", "gender", "race") if t not in missing_tasks(build_tasks(
+            OmegaConf.create({"names": [t], t: OmegaConf.to_container(cfg.tasks).get(t, {})}),
+            race_classes=len(dataset.race_names) or None), dataset.records)]
+        raise UserError(f"data={dataset.name} has no {' or '.join(missing)} labels; choose tasks from what it carries "
+                        f"({', '.join(carried) or 'nothing'}), e.g. tasks={'_'.join(carried) or 'age'}")
+    monitor = str(cfg.early_stopping.monitor)
+    parts = monitor.split("/")
+    if parts[0] != "val" or (parts[1:2] != ["loss"] and parts[1] not in {t.name for t in tasks}):
+        raise UserError(f"early_stopping.monitor={monitor!r} is not a validation metric of this run; use val/loss or "
+                        f"val/<task>/<metric> for a task in {[t.name for t in tasks]}")
+
+
+def _rows_for_tasks(dataset: LoadedDataset, tasks, allow_missing: bool) -> np.ndarray:
+    """Rows this task-set can use: every label it needs (or, for multi-source data, at least one)."""
+    recs = dataset.records
+    has = []
+    for task in tasks:
+        if task.name == "age":
+            has.append(recs["age"].notna().to_numpy() | (recs["age_group"].to_numpy() >= 0))
+        else:
+            has.append(recs[task.name].to_numpy() >= 0)
+    has = np.stack(has)
+    keep = has.any(axis=0) if allow_missing else has.all(axis=0)
+    return np.flatnonzero(keep)
+
+
+def _split_list_reader(name: str):
+    try:
+        module = importlib.import_module(f"agebench.data.sources.{name}")
+    except ImportError:
+        return None
+    return getattr(module, "read_split_lists", None)
+
+
+def _cache_dir(cfg) -> Path:
+    from agebench.paths import cache_dir
+
+    return Path(cfg.cache_dir) if cfg.get("cache_dir") else cache_dir()
+
+
+def _set_threads(trainer_cfg) -> None:
+    import torch
+
+    if trainer_cfg.get("threads"):
+        torch.set_num_threads(int(trainer_cfg.threads))
+    if trainer_cfg.get("matmul_precision"):
+        torch.set_float32_matmul_precision(str(trainer_cfg.matmul_precision))
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+# ---------------------------------------------------------------------------------------------------
+# one fold
+
+def run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold: Fold, out: Path, extra) -> dict:
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record = {
+        "experiment": cfg.experiment_name,
+        "variant": cfg.get("variant"),
+        "dataset": dataset.name,
+        "model": cfg.model.name,
+        "tasks": [t.name for t in tasks],
+        "loss": _loss_description(cfg, tasks),
+        "age_bins": _age_bins_name(tasks),
+        "protocol": cfg.protocol.name,
+        "fold": fold.index,
+        "fold_sizes": fold.sizes(),
+        "seed": int(cfg.seed),
+        "status": "failed",
+        "metrics": {},
+        "epochs": 0,
+        "train_seconds": 0.0,
+        "params": None, "gmacs": None, "size_mb": None, "latency_ms": None,
+        "git_sha": git_sha(),
+        "config_hash": chash,
+        "started_at": started,
+        "host": hardware()["host"],
+        "hardware": hardware(),
+        "versions": versions(),
+        "notes": list(dataset.notes),
+        "config": cfg_dict,
+        **(extra or {}),
+    }
+    t0 = time.perf_counter()
+    try:
+        record.update(fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold, out / f"fold_{fold.index}", record))
+        record["status"] = "ok"
+    except DivergedError as err:
+        record.update(status="diverged", error=str(err))
+    except UserError:
+        raise
+    except Exception as err:  # a crash in one fold is recorded; the other folds still run
+        log.error("fold %d failed:\n%s", fold.index, traceback.format_exc())
+        record.update(status="failed", error=f"{type(err).__name__}: {err}")
+    record["train_seconds"] = round(time.perf_counter() - t0, 3)
+    return record
+
+
+def _loss_description(cfg, tasks) -> dict:
+    from agebench.module import loss_weights
+
+    names = [t.name for t in tasks]
+    return {"weighting": str(cfg.loss.get("weighting", "fixed")), "gamma": cfg.loss.get("gamma"),
+            "weights": loss_weights(names, cfg.loss)}
+
+
+def _age_bins_name(tasks) -> str | None:
+    for t in tasks:
+        if t.name == "age":
+            bins = getattr(t, "bins", None)
+            return bins.name if bins is not None else None
+    return None
+
+
+def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir: Path, record: dict) -> dict:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from agebench.data.datamodule import FaceDataModule
+    from agebench.models import create_model
+    from agebench.module import MultiTaskModule
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    image_size = int(cfg.data.image_size)
+    model_opts = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "input_size")}
+    model = create_model(str(cfg.model.name), tasks, input_size=image_size, **model_opts)
+    profile = _profile(model, image_size, int(cfg.profile.latency_iters))
+
+    module = MultiTaskModule(model, tasks, cfg.loss, cfg.optim, image_size=image_size,
+                             max_epochs=int(cfg.trainer.max_epochs), seed=int(cfg.seed),
+                             oversample=bool(cfg.eval.oversample), channels_last=bool(cfg.trainer.channels_last))
+    if cfg.trainer.get("compile"):
+        module.model = _compile(module.model)
+    on_gpu = str(cfg.trainer.accelerator) in ("gpu", "cuda")
+    # fold indices address the task-filtered records; the image array and targets use dataset rows
+    dataset_fold = Fold(fold.index, rows[fold.train], rows[fold.val], rows[fold.test])
+    datamodule = FaceDataModule(dataset.images, targets, dataset_fold, batch_size=int(cfg.data.batch_size),
+                                num_workers=int(cfg.data.num_workers), seed=int(cfg.seed), pin_memory=on_gpu)
+
+    monitor, mode = str(cfg.early_stopping.monitor), str(cfg.early_stopping.mode)
+    checkpoint = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                                 save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    history = HistoryCallback()
+    callbacks = [checkpoint, EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)), history]
+    if os.environ.get(FAULT_ENV):
+        callbacks.append(_KillAt(os.environ[FAULT_ENV], fold.index))
+    logger = make_logger(cfg, cfg_dict, record, fold_dir)
+    t = cfg.trainer
+    trainer = pl.Trainer(
+        accelerator=str(t.accelerator), devices=t.devices, strategy=str(t.strategy), precision=str(t.precision),
+        max_epochs=int(t.max_epochs), min_epochs=int(t.get("min_epochs") or 1), logger=logger, callbacks=callbacks,
+        default_root_dir=str(fold_dir), enable_progress_bar=bool(t.get("progress_bar", False)),
+        enable_model_summary=False, num_sanity_val_steps=0, deterministic=bool(t.deterministic),
+        log_every_n_steps=int(t.log_every_n_steps), gradient_clip_val=t.get("gradient_clip_val"),
+        limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
+        limit_test_batches=t.get("limit_test_batches"),
+    )
+    try:
+        last = fold_dir / "checkpoints" / "last.ckpt"
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+        best = checkpoint.best_model_path or str(last)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics = {k: float(v) for k, v in module.last_metrics.get("test", {}).items()}
+        predictions = fold_dir / "predictions.npz"
+        np.savez_compressed(predictions, **module.test_predictions)
+        result = {
+            "metrics": metrics,
+            "val_metrics": {k: float(v) for k, v in module.last_metrics.get("val", {}).items()},
+            "epochs": int(trainer.current_epoch),
+            "best_epoch": _best_epoch(history.history, monitor, mode),
+            "history": history.history,
+            "predictions": str(predictions.relative_to(fold_dir.parent)),
+            "checkpoint": str(Path(best).relative_to(fold_dir.parent)) if best else None,
+            "trainer": {"precision": str(t.precision), "accelerator": str(t.accelerator), "compile": bool(t.get("compile")),
+                        "channels_last": bool(t.channels_last), "threads": _threads(), "num_workers": int(cfg.data.num_workers),
+                        "batch_size": int(cfg.data.batch_size)},
+            **profile,
+        }
+        if logger and hasattr(logger, "experiment") and cfg.logger.name == "wandb":
+            logger.experiment.summary.update({f"test/{k}": v for k, v in metrics.items()} | profile)
+        return result
+    finally:
+        _finish_logger(cfg)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _compile(model):
+    import torch
+
+    return torch.compile(model)
+
+
+def _best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
+    values = [(h.get(monitor), h["epoch"]) for h in history if h.get(monitor) is not None]
+    if not values:
+        return None
+    return (min if mode == "min" else max)(values)[1]
+
+
+def _profile(model, image_size: int, latency_iters: int) -> dict:
+    """The run record's cost fields; measured before training (weights do not change them)."""
+    from agebench.profile import profile_model
+
+    p = profile_model(model, image_size, latency_iters=latency_iters)
+    return {"params": p["params"], "gmacs": p["gmacs"], "size_mb": p["size_mb"], "latency_ms": p["latency_ms"]}
+
+
+class HistoryCallback:
+    """Per-epoch train/val metrics for learning curves (kept in the run record)."""
+
+    def __new__(cls):
+        from lightning.pytorch.callbacks import Callback
+
+        class _History(Callback):
+            def __init__(self):
+                self.history: list[dict] = []
+
+            def on_train_epoch_end(self, trainer, pl_module):
+                row = {"epoch": int(trainer.current_epoch)}
+                for key, value in trainer.callback_metrics.items():
+                    if key.startswith(("train/", "val/")):
+                        row[key] = float(value)
+                self.history.append(row)
+
+        return _History()
+
+
+class _KillAt:
+    def __new__(cls, spec: str, fold_index: int):
+        from lightning.pytorch.callbacks import Callback
+
+        want = dict(part.split("=") for part in spec.split(","))
+
+        class _Kill(Callback):
+            def on_train_epoch_start(self, trainer, pl_module):
+                if int(want["fold"]) == fold_index and int(want["epoch"]) == trainer.current_epoch:
+                    os._exit(137)
+
+        return _Kill()
+
+
+def make_logger(cfg, cfg_dict, record: dict, fold_dir: Path):
+    name = str(cfg.logger.name)
+    if name == "none":
+        return False
+    if name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(fold_dir), name="", version="csv")
+    if name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=str(fold_dir), name="", version="tensorboard")
+    if name == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        lg = cfg.logger
+        group = lg.get("group") or record.get("study") or cfg.experiment_name
+        tags = [record["dataset"], record["model"], "+".join(record["tasks"]), *list(lg.get("tags") or [])]
+        run_name = "-".join(str(p) for p in (record.get("study") or cfg.experiment_name, record.get("variant"),
+                                              f"trial{record['trial']}" if record.get("trial") is not None else None,
+                                              f"fold{record['fold']}") if p is not None)
+        return WandbLogger(project=str(lg.project), entity=lg.get("entity"), group=str(group), job_type=f"fold_{record['fold']}",
+                           name=run_name, tags=tags, save_dir=str(fold_dir), mode=str(lg.get("mode", "offline")),
+                           config={k: v for k, v in cfg_dict.items() if k != "hydra"} | {"fold": record["fold"]})
+    raise UserError(f"unknown logger {name!r}; use wandb, csv, tensorboard or none")
+
+
+def _finish_logger(cfg) -> None:
+    if str(cfg.logger.name) == "wandb":
+        import wandb
+
+        wandb.finish()  # one W&B run per fold: never let the next fold (or multirun job) merge into this one
