@@ -6,6 +6,7 @@ line on stderr and a non-zero exit; anything else is a bug and keeps its traceba
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -90,11 +91,26 @@ def run_hydra_command(name: str, overrides: list[str]) -> None:
     command = COMMANDS[name]
     module_name, func_name = command.target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    # Let exceptions reach us instead of Hydra printing its own multi-line report.
+
+    @functools.wraps(func)
+    def task(cfg):
+        try:
+            return func(cfg)
+        except UserError as err:
+            # Reported here, inside the job, because Hydra writes its own "Error executing job" line
+            # for any Exception that leaves a job; SystemExit is not one.
+            report_error(err)
+            raise SystemExit(err.exit_code) from None
+
+    # Let config errors reach us instead of Hydra printing its own multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [f"agebench {name}", *overrides]
-    app = hydra.main(config_path=str(conf_dir()), config_name=command.config_name, version_base="1.3")(func)
+    app = hydra.main(config_path=str(conf_dir()), config_name=command.config_name, version_base="1.3")(task)
     app()
+
+
+def report_error(message) -> None:
+    print(f"agebench: error: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         name, overrides = _split_command(argv)
         run_hydra_command(name, overrides)
     except UserError as err:
-        print(f"agebench: error: {err}", file=sys.stderr)
+        report_error(err)
         return err.exit_code
+    except BrokenPipeError:  # `agebench ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except Exception as err:
         line = hydra_error_line(err)
         if line is None:
             raise
-        print(f"agebench: error: {line}", file=sys.stderr)
+        report_error(line)
         return 2
     return 0
 

@@ -17,7 +17,11 @@ NON_SEMANTIC_KEYS = ("output_dir", "cache_dir", "logger", "hydra", "summary_tabl
 
 
 def config_hash(cfg_dict: dict) -> str:
+    """Hash of what determines a fold's numbers. Which folds a command runs (protocol.folds) is not
+    part of it, so `protocol.folds=[0]` then `protocol.folds=[0,1]` resume into one experiment."""
     semantic = {k: v for k, v in cfg_dict.items() if k not in NON_SEMANTIC_KEYS}
+    if isinstance(semantic.get("protocol"), dict):
+        semantic["protocol"] = {k: v for k, v in semantic["protocol"].items() if k != "folds"}
     blob = json.dumps(semantic, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agebench.config import compose_config, hydra_output_dir, hydra_task_overrides
 from agebench.data.loading import LoadedDataset, load_dataset
-from agebench.data.protocols import Fold, check_leakage, make_folds
+from agebench.data.protocols import TEST_SIDES, Fold, check_leakage, make_folds, shared_subjects
 from agebench.errors import DivergedError, UserError
 from agebench.provenance import config_hash, git_sha, hardware, versions
 from agebench.results import RESULTS_FILE, SUMMARY_FILE, append_record, atomic_write_json, read_records, summarise
@@ -46,8 +46,10 @@ def train_command(cfg: DictConfig):
 # ---------------------------------------------------------------------------------------------------
 # variants
 
-def run_variants(cfg: DictConfig, output_dir: str) -> dict:
-    base = [o for o in hydra_task_overrides() if not o.startswith(("output_dir=", "variants"))]
+def run_variants(cfg: DictConfig, output_dir: str, base_overrides: list[str] | None = None) -> dict:
+    """Run each named variant of `cfg` (its overrides on top of the command line's) in its own dir."""
+    base = hydra_task_overrides() if base_overrides is None else list(base_overrides)
+    base = [o for o in base if not o.startswith(("output_dir=", "variants"))]
     summaries = {}
     for name, overrides in cfg.variants.items():
         variant_cfg = compose_config(base + list(overrides) + [f"output_dir={Path(output_dir) / name}", "variants=null"])
@@ -104,7 +106,7 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
     selected = _select_folds(folds, cfg.protocol.get("folds"))
     if bool(cfg.protocol.get("subject_exclusive", True)):
         for fold in selected:  # fail before any training when a split leaks
-            check_leakage(records, fold)
+            _check_fold_leakage(cfg, records, fold)
 
     results_path = out / RESULTS_FILE
     existing = read_records(results_path)
@@ -149,6 +151,17 @@ def _check_same_config(existing: list[dict], chash: str, out: Path, extra) -> No
     if other:
         raise UserError(f"{out} already holds results of a different config (hash {sorted(other)[0]} vs {chash}); "
                         f"use a new output_dir, or the same overrides to resume")
+
+
+def _check_fold_leakage(cfg, records, fold: Fold) -> None:
+    if not cfg.protocol.get("split_lists"):
+        check_leakage(records, fold)
+        return
+    check_leakage(records, fold, pairs=TEST_SIDES)
+    overlap = shared_subjects(records, fold, "train", "val")
+    if overlap:
+        log.warning("fold %d: the split lists share %d subject(s) between train and val (validation drawn by "
+                    "image); test stays subject-exclusive", fold.index, len(overlap))
 
 
 def _select_folds(folds: list[Fold], wanted) -> list[Fold]:
@@ -215,12 +228,17 @@ def _set_threads(trainer_cfg) -> None:
 
 
 def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Keep Lightning's per-fold banners (GPU available, tips) out of the output; warnings stay."""
     import warnings
 
+    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO; lower them after)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,6 +321,8 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
     module = MultiTaskModule(model, tasks, cfg.loss, cfg.optim, image_size=image_size,
                              max_epochs=int(cfg.trainer.max_epochs), seed=int(cfg.seed),
                              oversample=bool(cfg.eval.oversample), channels_last=bool(cfg.trainer.channels_last))
+    if cfg.trainer.channels_last:  # weights in the layout of the inputs: no per-step weight reorder
+        module.model = module.model.to(memory_format=_channels_last())
     if cfg.trainer.get("compile"):
         module.model = _compile(module.model)
     on_gpu = str(cfg.trainer.accelerator) in ("gpu", "cuda")
@@ -320,17 +340,10 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
         callbacks.append(_KillAt(os.environ[FAULT_ENV], fold.index))
     logger = make_logger(cfg, cfg_dict, record, fold_dir)
     t = cfg.trainer
-    trainer = pl.Trainer(
-        accelerator=str(t.accelerator), devices=t.devices, strategy=str(t.strategy), precision=str(t.precision),
-        max_epochs=int(t.max_epochs), min_epochs=int(t.get("min_epochs") or 1), logger=logger, callbacks=callbacks,
-        default_root_dir=str(fold_dir), enable_progress_bar=bool(t.get("progress_bar", False)),
-        enable_model_summary=False, num_sanity_val_steps=0, deterministic=bool(t.deterministic),
-        log_every_n_steps=int(t.log_every_n_steps), gradient_clip_val=t.get("gradient_clip_val"),
-        limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
-        limit_test_batches=t.get("limit_test_batches"),
-    )
+    trainer = build_trainer(cfg, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir))
     try:
         last = fold_dir / "checkpoints" / "last.ckpt"
+        resumed_from = _checkpoint_epoch(last) if last.exists() else None
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
         best = checkpoint.best_model_path or str(last)
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
@@ -342,12 +355,15 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
             "val_metrics": {k: float(v) for k, v in module.last_metrics.get("val", {}).items()},
             "epochs": int(trainer.current_epoch),
             "best_epoch": _best_epoch(history.history, monitor, mode),
+            "resumed_from_epoch": resumed_from,  # epoch (0-based) of the last.ckpt this fold resumed from
             "history": history.history,
             "predictions": str(predictions.relative_to(fold_dir.parent)),
             "checkpoint": str(Path(best).relative_to(fold_dir.parent)) if best else None,
             "trainer": {"precision": str(t.precision), "accelerator": str(t.accelerator), "compile": bool(t.get("compile")),
                         "channels_last": bool(t.channels_last), "threads": _threads(), "num_workers": int(cfg.data.num_workers),
-                        "batch_size": int(cfg.data.batch_size)},
+                        "batch_size": int(cfg.data.batch_size), "deterministic": bool(t.deterministic),
+                        "cudnn_benchmark": _cudnn_benchmark(t), "matmul_precision": t.get("matmul_precision"),
+                        "pin_memory": on_gpu},
             **profile,
         }
         if logger and hasattr(logger, "experiment") and cfg.logger.name == "wandb":
@@ -355,6 +371,49 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
         return result
     finally:
         _finish_logger(cfg)
+
+
+def build_trainer(cfg, **overrides):
+    """The `pl.Trainer` of a fold, from `cfg.trainer` (benchmarks/ builds the same one). Lean by design
+    for many small runs: no progress bar, model summary or sanity validation; `overrides` win."""
+    import lightning.pytorch as pl
+
+    t = cfg.trainer
+    options = dict(
+        accelerator=str(t.accelerator), devices=t.devices, strategy=str(t.strategy), precision=str(t.precision),
+        max_epochs=int(t.max_epochs), min_epochs=int(t.get("min_epochs") or 1),
+        enable_progress_bar=bool(t.get("progress_bar", False)),
+        enable_model_summary=False, num_sanity_val_steps=0, deterministic=bool(t.deterministic),
+        benchmark=_cudnn_benchmark(t),
+        log_every_n_steps=int(t.log_every_n_steps), gradient_clip_val=t.get("gradient_clip_val"),
+        limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
+        limit_test_batches=t.get("limit_test_batches"),
+    )
+    options.update(overrides)
+    return pl.Trainer(**options)
+
+
+def _cudnn_benchmark(t) -> bool:
+    """cudnn.benchmark (autotuned conv algorithms; fixed batch shapes make it pay off): `trainer.benchmark`
+    when set, else on for GPU runs that need not be bit-deterministic."""
+    if t.get("benchmark") is not None:
+        return bool(t.benchmark)
+    return str(t.accelerator) in ("gpu", "cuda") and not bool(t.deterministic)
+
+
+def _channels_last():
+    import torch
+
+    return torch.channels_last
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False).get("epoch"))
+    except Exception:  # an unreadable last.ckpt: Lightning will say so when it tries to resume
+        return None
 
 
 def _threads() -> int:

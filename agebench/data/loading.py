@@ -84,7 +84,7 @@ def _load_from_disk(source, data_cfg, cache_dir, size: int) -> LoadedDataset:
     records = parsed.records[decoded.kept].reset_index(drop=True)
     skipped = pd.concat([parsed.skipped, decoded.skipped_table()], ignore_index=True)
     for note in parsed.notes:
-        log.warning("%s: %s", source.name, note)
+        log.info("%s: %s", source.name, note)
     return LoadedDataset(source.name, records, decoded.images, skipped, parsed.notes,
                          source.native_age_bins, parsed.race_names)
 

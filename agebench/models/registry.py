@@ -34,3 +34,8 @@ def create_model(name: str, tasks, input_size: int, **kwargs) -> nn.Module:
         return _MODELS[name](tasks=tasks, input_size=int(input_size), **kwargs)
     except TypeError as err:  # an option the family does not take
         raise UserError(f"model {name!r}: {err}; see conf/model/{name}.yaml for its options") from None
+    except RuntimeError as err:  # the dummy forward that sizes the FC layers found the input too small
+        if "too small" in str(err) or "Kernel size can't be greater" in str(err):
+            raise UserError(f"data.image_size={input_size} is too small for model {name!r} "
+                            f"(its feature map shrinks to nothing); use a larger data.image_size") from None
+        raise

@@ -1,0 +1,56 @@
+"""The results store: atomic appends keyed by fold, summaries, loading into pandas."""
+
+import json
+
+import pytest
+
+from agebench.errors import UserError
+from agebench.results import RECORD_FIELDS, append_record, load_records, read_records, summarise
+
+
+def record(fold, status="ok", **metrics):
+    r = {f: None for f in RECORD_FIELDS}
+    r.update(experiment="e", fold=fold, status=status, metrics=metrics or {"age/top1": 0.5})
+    return r
+
+
+def test_append_replaces_same_fold_and_keeps_others(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_record(path, record(0, **{"age/top1": 0.4}))
+    append_record(path, record(1, status="failed"))
+    first = path.read_text().splitlines()[0]
+    append_record(path, record(1, **{"age/top1": 0.6}))  # the rerun of fold 1 replaces its failed record
+    rows = read_records(path)
+    assert [(r["fold"], r["status"]) for r in rows] == [(0, "ok"), (1, "ok")]
+    assert path.read_text().splitlines()[0] == first  # fold 0's line untouched
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_append_refuses_incomplete_record(tmp_path):
+    with pytest.raises(ValueError, match="lacks"):
+        append_record(tmp_path / "r.jsonl", {"fold": 0})
+
+
+def test_summary_mean_std_over_ok_folds():
+    s = summarise([record(0, **{"age/top1": 0.5}), record(1, **{"age/top1": 0.7}), record(2, status="failed")])
+    assert s["metrics"]["age/top1"]["mean"] == pytest.approx(0.6)
+    assert s["metrics"]["age/top1"]["std"] == pytest.approx(0.1414213562, rel=1e-6)
+    assert s["metrics"]["age/top1"]["n"] == 2
+    assert s["folds_failed"] == [2]
+
+
+def test_load_records_flattens_and_reports_empty(tmp_path):
+    append_record(tmp_path / "a" / "results.jsonl", record(0, **{"age/top1": 0.5, "gender/acc": 0.9}))
+    append_record(tmp_path / "b" / "results.jsonl", record(0, **{"age/top1": 0.6}))
+    frame = load_records(tmp_path)
+    assert len(frame) == 2
+    assert sorted(frame["metrics.age/top1"].tolist()) == [0.5, 0.6]
+    with pytest.raises(UserError, match="no results.jsonl"):
+        load_records(tmp_path / "missing")
+
+
+def test_corrupt_line_is_a_user_error(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(record(0)) + "\n{not json\n")
+    with pytest.raises(UserError, match="results.jsonl:2"):
+        read_records(path)

@@ -1,0 +1,121 @@
+"""`agebench train` end to end on tiny synthetic data: records, determinism, leakage, resume, loggers."""
+
+import json
+import os
+
+import pytest
+
+from agebench.config import compose_config
+from agebench.errors import LeakageError, UserError
+from agebench.results import RECORD_FIELDS, read_records
+from agebench.train import run_experiment
+
+
+def run(overrides, out):
+    cfg = compose_config([*overrides, f"output_dir={out}"])
+    return run_experiment(cfg, str(out))
+
+
+def test_run_writes_records_and_summary(tiny_overrides, tmp_path):
+    out = tmp_path / "run"
+    summary = run(tiny_overrides, out)
+    records = read_records(out / "results.jsonl")
+    assert [r["fold"] for r in records] == [0, 1, 2]
+    for r in records:
+        assert set(RECORD_FIELDS) <= set(r)
+        assert r["status"] == "ok"
+        assert {"age/top1", "age/top2", "age/one_off", "age/mae", "gender/acc"} <= set(r["metrics"])
+        assert r["params"] > 0 and r["gmacs"] > 0 and r["size_mb"] > 0 and r["latency_ms"] > 0
+        assert r["tasks"] == ["age", "gender"] and r["age_bins"] == "adience8" and r["dataset"] == "synthetic"
+        assert len(r["config_hash"]) == 12 and r["git_sha"] and r["versions"]["torch"] and r["hardware"]["cpu_count"]
+        assert (out / r["predictions"]).exists() and r["history"]
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["metrics"]["age/top1"]["n"] == 3
+    assert on_disk["metrics"] == summary["metrics"]
+
+
+def test_same_config_and_seed_give_identical_metrics(tiny_overrides, tmp_path):
+    a = run(tiny_overrides + ["protocol.folds=[0]"], tmp_path / "a")
+    b = run(tiny_overrides + ["protocol.folds=[0]"], tmp_path / "b")
+    c = run(tiny_overrides + ["protocol.folds=[0]", "seed=1"], tmp_path / "c")
+    assert a["metrics"] == b["metrics"]
+    assert a["metrics"] != c["metrics"]
+
+
+def test_rerun_skips_finished_folds(tiny_overrides, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_overrides + ["protocol.folds=[0]"], out)
+    before = (out / "results.jsonl").read_text()
+    run(tiny_overrides + ["protocol.folds=[0,1]"], out)
+    records = read_records(out / "results.jsonl")
+    assert [r["fold"] for r in records] == [0, 1]
+    assert (out / "results.jsonl").read_text().startswith(before)  # fold 0's record untouched
+
+
+def test_different_config_in_same_dir_is_refused(tiny_overrides, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_overrides + ["protocol.folds=[0]"], out)
+    with pytest.raises(UserError, match="different config"):
+        run(tiny_overrides + ["protocol.folds=[0]", "optim.lr=0.5"], out)
+
+
+def test_leaking_subjects_fails_before_training(tiny_overrides, tmp_path):
+    with pytest.raises(LeakageError, match="both train and test"):
+        run(tiny_overrides + ["protocol.leak_subjects_for_testing=0.3"], tmp_path / "run")
+    assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_gamma_three_tasks_and_uncertainty(tiny_overrides, tmp_path):
+    s = run(tiny_overrides + ["protocol.folds=[0]", "tasks=age_gender_race", "loss=uncertainty"], tmp_path / "u")
+    assert {"age/top1", "gender/acc", "race/acc"} <= set(s["metrics"])
+    run(tiny_overrides + ["protocol.folds=[0]", "loss.gamma=0.3"], tmp_path / "g")
+    (rec,) = read_records(tmp_path / "g" / "results.jsonl")
+    assert rec["loss"]["gamma"] == 0.3 and rec["loss"]["weights"] == pytest.approx({"gender": 0.3, "age": 0.7})
+
+
+def test_regression_head_and_oversampled_evaluation(tiny_overrides, tmp_path):
+    s = run(tiny_overrides + ["protocol.folds=[0]", "tasks=age", "tasks.age.head=regression", "eval.oversample=true"], tmp_path / "r")
+    assert {"age/mae", "age/cs5", "age/top1"} <= set(s["metrics"])
+
+
+def test_divergence_is_recorded_not_raised(tiny_overrides, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="diverged"):
+        run(tiny_overrides + ["protocol.folds=[0]", "optim.lr=1e30", "optim.name=sgd", "optim.momentum=0"], out)
+    (rec,) = read_records(out / "results.jsonl")
+    assert rec["status"] == "diverged" and "non-finite" in rec["error"]
+
+
+def test_wandb_offline_logs_each_fold_and_finishes(tiny_overrides, tmp_path, monkeypatch):
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = [o for o in tiny_overrides if not o.startswith("logger=")] + ["logger=wandb", "protocol.folds=[0,1]"]
+    out = tmp_path / "run"
+    run(overrides, out)
+    assert wandb.run is None  # finished after every fold
+    runs = sorted(p.name for p in out.glob("fold_*/wandb/offline-run-*"))
+    assert len(runs) == 2
+
+
+@pytest.mark.slow
+def test_kill_during_fold_then_resume(cli, tmp_path):
+    from conftest import TINY
+
+    out = tmp_path / "run"
+    args = ["train", *TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=2", f"output_dir={out}"]
+    killed = cli(*args, env={"AGEBENCH_TEST_KILL_AT": "fold=1,epoch=1"})
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    records = read_records(out / "results.jsonl")
+    assert [r["fold"] for r in records] == [0]
+    fold0 = (out / "results.jsonl").read_text()
+    assert (out / "fold_1" / "checkpoints" / "last.ckpt").exists()
+
+    env = {k: v for k, v in os.environ.items() if k != "AGEBENCH_TEST_KILL_AT"}
+    resumed = cli(*args, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    records = read_records(out / "results.jsonl")
+    assert [r["fold"] for r in records] == [0, 1, 2]  # 3 records, not 4
+    assert (out / "results.jsonl").read_text().splitlines()[0] == fold0.splitlines()[0]
+    # fold 1 resumed from the checkpoint written at the end of its epoch 0; fold 2 started fresh
+    assert records[1]["resumed_from_epoch"] == 0 and records[2]["resumed_from_epoch"] is None
