@@ -23,3 +23,9 @@ class LeakageError(UserError):
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss; the fold is recorded with status `diverged`."""
+
+
+class RegressionError(UserError):
+    """`agebench regress` found a metric outside its tolerated baseline (the CI gate fails): exit 1."""
+
+    exit_code = 1

@@ -1,0 +1,471 @@
+"""Tables from run records: the default table (every configuration) and paper-table recipes.
+
+A recipe (`reports/tables/<name>.yaml`) says which runs (`filters`), which rows (each a `where` filter
+on config values, with the paper's numbers for that row under `paper`), which columns (a metric, a
+cost field, a Δ-vs-single-task column, or a paper-only column) and how to format them. Our rows land
+beside the paper rows; the `Source` column cites where every paper number came from.
+
+Recipe schema (all keys optional except title/columns):
+
+    title: Seed 000 Table 3 — ...
+    source: seed 000 Table 3          # default citation of `paper` values
+    caption: one line under the title
+    filters: {dataset: adience}       # applied to all our runs
+    merge: [tasks]                    # identity keys a row does not split on (default: none)
+    columns:
+      - {key: age, metric: age/top1, label: "Age top-1 (%)", scale: 100, fmt: .2f, where: {...}}
+      - {key: params, field: params, label: Params, fmt: ",.0f"}
+      - {key: d_age, delta: age/top1, label: "Δ age vs single-task, p", scale: 100}
+      - {key: zenbo, label: "Zenbo ms/frame (paper)"}          # paper-only column
+    rows:
+      - label: LMTCNN-2-1
+        where: {model: lmtcnn, config.model.width: [2, 1]}
+        merge: [tasks]
+        paper: {age: 44.26, gender: "85.16"}   # values in the paper's units; "m ± s" or text allowed
+        source: seed 000 Table 3
+      - {label: "Sun et al. [16]", paper: {...}}   # a paper-only row (no `where`)
+    notes: [free text lines]
+
+Without `rows`, every configuration that passes `filters` is a row.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from agebench.errors import UserError
+from agebench.report import aggregate as agg
+from agebench.report.aggregate import Group
+from agebench.report.stats import Comparison, compare_single_multi, delta_text, format_p, lower_is_better
+from agebench.report.tables import INCOMPLETE_MARK, Cell, Table, number_cell, stat_cell
+
+PERCENT_LEAVES = ("top1", "top2", "one_off", "acc")
+COST_LABELS = {"params": ("params", ",.0f"), "gmacs": ("GMACs", ".3f"), "size_mb": ("size MB", ".2f"),
+               "latency_ms": ("latency ms", ".2f"), "epochs": ("epochs", ".1f"),
+               "train_seconds": ("train s", ".0f")}
+
+
+def is_fraction_metric(name: str) -> bool:
+    leaf = name.rsplit("/", 1)[-1]
+    return leaf in PERCENT_LEAVES or bool(re.fullmatch(r"cs\d+(\.\d+)?", leaf))
+
+
+def metric_label(name: str, percent: bool) -> tuple[str, float]:
+    if percent and is_fraction_metric(name):
+        return f"{name} (%)", 100.0
+    return name, 1.0
+
+
+@dataclass
+class Options:
+    percent: bool = True
+    fmt: str = ".2f"
+    incomplete: str = "mark"      # mark | drop
+    confidence: float = 0.95
+    compare: bool = True
+    metrics: list | None = None
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def incomplete_notes(groups: list[Group], label_cols: list[str]) -> list[str]:
+    notes = []
+    for g in groups:
+        label = g.label(label_cols) or "run"
+        if not g.complete:
+            notes.append(f"{INCOMPLETE_MARK} incomplete: {label}: {g.problems()}; "
+                         f"numbers are over its {len(g.folds_ok)} finished fold(s) only")
+        for f in g.duplicates:
+            notes.append(f"{label}: fold {f} has more than one record; the latest finished one is used")
+    return notes
+
+
+def _stat_for(group: Group, metric: str, scale: float, fmt: str, opts: Options) -> Cell:
+    stat = group.metrics.get(metric)
+    if stat is None:
+        return Cell("—")
+    if not group.complete and opts.incomplete == "drop":
+        return Cell(f"incomplete ({group.folds_text})")
+    marker = "" if group.complete else INCOMPLETE_MARK
+    return stat_cell(stat.mean * scale, stat.std * scale if math.isfinite(stat.std) else None, fmt, marker)
+
+
+def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts: Options,
+                     title: str = "Single- vs multi-task, paired across folds") -> Table:
+    conf = int(round(opts.confidence * 100))
+    table = Table(title=title, name="paired",
+                  columns=["multi-task configuration", "metric", "paired folds", "single-task", "multi-task",
+                           "Δ (multi − single)", f"{conf}% CI of Δ", "t-test p", "Wilcoxon p", "verdict"],
+                  caption=("Same dataset, folds and trunk; Δ > 0 means multi-task scores higher. "
+                           "p from scipy.stats.ttest_rel and scipy.stats.wilcoxon on the per-fold values."))
+    for c in comparisons:
+        r = c.result
+        _, scale = metric_label(r.metric, opts.percent)
+        fmt = opts.fmt
+        better = (r.mean_diff < 0) if lower_is_better(r.metric) else (r.mean_diff > 0)
+        if r.n < 2 or not math.isfinite(r.p_t):
+            verdict = "too few folds" if r.n < 2 else "no variation"
+        elif r.p_t < 1 - opts.confidence:
+            verdict = "multi-task better" if better else "multi-task worse"
+        else:
+            verdict = "no significant difference"
+        ci = (f"[{r.ci_low * scale:{fmt}}, {r.ci_high * scale:{fmt}}]" if math.isfinite(r.ci_low) else "n/a")
+        table.add([
+            Cell(c.multi.label(label_cols)), Cell(r.metric), Cell(str(r.n), mean=float(r.n)),
+            number_cell(r.mean_single * scale, fmt), number_cell(r.mean_multi * scale, fmt),
+            number_cell(r.mean_diff * scale, f"+{fmt}") if math.isfinite(r.mean_diff) else Cell("n/a"),
+            Cell(ci), Cell(format_p(r.p_t), mean=r.p_t if math.isfinite(r.p_t) else None),
+            Cell(format_p(r.p_w), mean=r.p_w if math.isfinite(r.p_w) else None), Cell(verdict),
+        ])
+    return table
+
+
+def primary_metric(task: str, names) -> str | None:
+    for leaf in ("top1", "acc", "mae"):
+        if f"{task}/{leaf}" in names:
+            return f"{task}/{leaf}"
+    return None
+
+
+# --------------------------------------------------------------------------- default table
+
+def default_tables(frame: pd.DataFrame, opts: Options) -> tuple[list[Table], list[Group], list[Comparison]]:
+    groups = agg.aggregate(frame)
+    label_cols = agg.shown_columns(frame)
+    metrics = [m for m in agg.metric_names(frame) if opts.metrics is None or m in opts.metrics]
+    comparisons = compare_single_multi(groups, metrics, opts.confidence) if opts.compare else []
+    cost_cols = [c for c in agg.COST_FIELDS if c in frame.columns and frame[c].notna().any()]
+    columns = [agg.display_name(c) for c in label_cols] + ["folds"]
+    metric_scales = []
+    for m in metrics:
+        label, scale = metric_label(m, opts.percent)
+        columns.append(label)
+        metric_scales.append((m, scale))
+    if comparisons:
+        columns.append("Δ vs single-task, p")
+    columns += [COST_LABELS[c][0] for c in cost_cols]
+    table = Table(title="Run records: mean ± std over folds", columns=columns, name="runs",
+                  caption=f"{len(frame)} run records, {len(groups)} configurations; std is the sample std "
+                          f"(ddof=1) over folds; {INCOMPLETE_MARK} marks a configuration with missing or "
+                          f"failed folds.")
+    for g in groups:
+        cells = [Cell(g.key.get(c, "null")) for c in label_cols]
+        cells.append(Cell(g.folds_text + ("" if g.complete else f" {INCOMPLETE_MARK}")))
+        for m, scale in metric_scales:
+            cells.append(_stat_for(g, m, scale, opts.fmt, opts))
+        if comparisons:
+            mine = [c for c in comparisons if c.multi is g
+                    and c.result.metric == primary_metric(c.task, g.metrics)]
+            parts = []
+            for c in mine:
+                _, scale = metric_label(c.result.metric, opts.percent)
+                parts.append(f"{c.result.metric} {delta_text(c.result, scale, opts.fmt)}")
+            cells.append(Cell("; ".join(parts)))
+        for c in cost_cols:
+            cells.append(number_cell(g.costs.get(c), COST_LABELS[c][1]))
+        table.add(cells)
+    table.notes = incomplete_notes(groups, label_cols)
+    tables = [table]
+    if comparisons:
+        tables.append(comparison_table(comparisons, agg.label_columns([c.multi for c in comparisons]), opts))
+    return tables, groups, comparisons
+
+
+# --------------------------------------------------------------------------- recipes
+
+@dataclass
+class ColSpec:
+    key: str
+    label: str
+    metric: str | None = None
+    field: str | None = None
+    delta: str | None = None
+    scale: float = 1.0
+    fmt: str = ".2f"
+    where: dict = dc_field(default_factory=dict)
+    ref_scale: float = 1.0
+
+    @property
+    def paper_only(self) -> bool:
+        return not (self.metric or self.field or self.delta)
+
+
+@dataclass
+class RowSpec:
+    label: str
+    where: dict | None = None
+    paper: dict | None = None
+    source: str | None = None
+    merge: list = dc_field(default_factory=list)
+    paper_label: str | None = None
+
+
+@dataclass
+class Recipe:
+    name: str
+    title: str
+    columns: list[ColSpec]
+    rows: list[RowSpec] | None
+    source: str = ""
+    caption: str = ""
+    filters: dict = dc_field(default_factory=dict)
+    merge: list = dc_field(default_factory=list)
+    notes: list = dc_field(default_factory=list)
+    plots: list | None = None
+    path: str = ""
+
+
+RECIPE_KEYS = {"title", "source", "caption", "filters", "merge", "columns", "rows", "notes", "plots"}
+COLUMN_KEYS = {"key", "label", "metric", "field", "delta", "scale", "fmt", "where", "ref_scale"}
+ROW_KEYS = {"label", "where", "paper", "source", "merge", "paper_label"}
+
+
+def recipe_dir() -> Path:
+    from agebench.paths import reports_dir
+
+    return reports_dir() / "tables"
+
+
+def available_recipes() -> list[str]:
+    try:
+        return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
+    except UserError:
+        return []
+
+
+def find_recipe(name: str) -> Path:
+    p = Path(str(name))
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    candidate = recipe_dir() / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise UserError(f"unknown table recipe {name!r}; choose one of {', '.join(available_recipes())} "
+                    f"(reports/tables/) or give a path to a recipe yaml")
+
+
+def load_recipe(name: str) -> Recipe:
+    path = find_recipe(name)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the recipe") from None
+    return parse_recipe(data, path)
+
+
+def parse_recipe(data, path: Path | str = "<recipe>") -> Recipe:
+    def bad(msg):
+        return UserError(f"{path}: {msg}; see the recipe schema in reports/README.md")
+
+    if not isinstance(data, Mapping):
+        raise bad("a recipe is a mapping with title, columns and rows")
+    unknown = set(data) - RECIPE_KEYS
+    if unknown:
+        raise bad(f"unknown key(s) {sorted(unknown)}")
+    if "title" not in data or not data.get("columns"):
+        raise bad("needs a title and at least one column")
+    columns = []
+    for i, c in enumerate(data["columns"]):
+        if not isinstance(c, Mapping) or set(c) - COLUMN_KEYS:
+            raise bad(f"column {i + 1} must be a mapping of {sorted(COLUMN_KEYS)}")
+        kinds = [k for k in ("metric", "field", "delta") if c.get(k)]
+        if len(kinds) > 1:
+            raise bad(f"column {i + 1} names more than one of metric/field/delta")
+        if c.get("field") and c["field"] not in agg.COST_FIELDS:
+            raise bad(f"column {i + 1}: field {c['field']!r} is not one of {list(agg.COST_FIELDS)}")
+        key = str(c.get("key") or c.get("metric") or c.get("field") or c.get("delta") or c.get("label"))
+        columns.append(ColSpec(key=key, label=str(c.get("label") or key), metric=c.get("metric"),
+                               field=c.get("field"), delta=c.get("delta"), scale=float(c.get("scale", 1.0)),
+                               fmt=str(c.get("fmt", ".2f")), where=dict(c.get("where") or {}),
+                               ref_scale=float(c.get("ref_scale", 1.0))))
+    keys = [c.key for c in columns]
+    if len(set(keys)) != len(keys):
+        raise bad(f"column keys must be unique (got {keys})")
+    rows = None
+    if data.get("rows") is not None:
+        rows = []
+        for i, r in enumerate(data["rows"]):
+            if not isinstance(r, Mapping) or "label" not in r or set(r) - ROW_KEYS:
+                raise bad(f"row {i + 1} must be a mapping with a label and any of {sorted(ROW_KEYS - {'label'})}")
+            paper = r.get("paper")
+            if paper is not None:
+                if not isinstance(paper, Mapping):
+                    raise bad(f"row {r['label']!r}: paper must map column keys to values")
+                stray = set(map(str, paper)) - set(keys)
+                if stray:
+                    raise bad(f"row {r['label']!r}: paper values for unknown column key(s) {sorted(stray)}")
+            if r.get("where") is None and paper is None:
+                raise bad(f"row {r['label']!r} has neither `where` (our runs) nor `paper` (reference values)")
+            rows.append(RowSpec(label=str(r["label"]), where=dict(r["where"]) if r.get("where") is not None else None,
+                                paper={str(k): v for k, v in paper.items()} if paper else None,
+                                source=r.get("source"), merge=list(r.get("merge") or []),
+                                paper_label=r.get("paper_label")))
+    return Recipe(name=Path(str(path)).stem, title=str(data["title"]), columns=columns, rows=rows,
+                  source=str(data.get("source") or ""), caption=str(data.get("caption") or ""),
+                  filters=dict(data.get("filters") or {}), merge=list(data.get("merge") or []),
+                  notes=[str(n) for n in data.get("notes") or []], plots=data.get("plots"), path=str(path))
+
+
+_PM = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:±|\+/-|\+-)\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def paper_cell(value, col: ColSpec) -> Cell:
+    """A paper value as typed: a number, "m ± s", or text ("≈ 4800", "inapplicable", "-")."""
+    if value is None:
+        return Cell("")
+    if isinstance(value, bool):
+        return Cell(str(value))
+    if isinstance(value, (int, float)):
+        v = float(value) * col.ref_scale
+        if col.ref_scale != 1.0 or "," in col.fmt:
+            return Cell(f"{v:{col.fmt}}", mean=v)
+        return Cell(str(value), mean=v)
+    text = str(value).strip()
+    m = _PM.match(text)
+    if m:
+        mean, std = float(m.group(1)) * col.ref_scale, float(m.group(2)) * col.ref_scale
+        shown = text.replace("+/-", "±").replace("+-", "±") if col.ref_scale == 1.0 else f"{mean:{col.fmt}} ± {std:{col.fmt}}"
+        return Cell(shown, mean=mean, std=std)
+    try:
+        v = float(text)
+        return Cell(text if col.ref_scale == 1.0 else f"{v * col.ref_scale:{col.fmt}}", mean=v * col.ref_scale)
+    except ValueError:
+        return Cell(text)
+
+
+def _ambiguous(row: str, col: str, groups: list[Group]) -> UserError:
+    keys = sorted({k for g in groups for k in g.key if len({h.key.get(k) for h in groups}) > 1})
+    return UserError(f"recipe row {row!r}, column {col!r} matches {len(groups)} configurations that differ in "
+                     f"{', '.join(agg.display_name(k) for k in keys)}; narrow the row's `where`")
+
+
+def recipe_tables(recipe: Recipe, frame: pd.DataFrame | None, opts: Options
+                  ) -> tuple[list[Table], list[Group], list[Comparison], pd.DataFrame | None]:
+    """The recipe's table (paper rows beside ours), and the paired comparison of our runs in it."""
+    if frame is not None:
+        frame = agg.apply_filters(frame, recipe.filters)
+    has_runs = frame is not None and not frame.empty
+    all_groups = agg.aggregate(frame) if has_runs else []
+    delta_metrics = {c.delta for c in recipe.columns if c.delta}
+    comparisons = (compare_single_multi(all_groups, None, opts.confidence) if (has_runs and opts.compare) else [])
+    label_cols = agg.shown_columns(frame) if has_runs else []
+
+    rows = recipe.rows
+    if rows is None:  # every configuration is a row
+        rows = [RowSpec(label=g.label(label_cols), where={k: v for k, v in g.key.items()}) for g in all_groups]
+
+    # rows may split into variants by whatever else varies among their runs
+    expanded: list[tuple[RowSpec, str, pd.DataFrame | None]] = []
+    for row in rows:
+        if row.where is None or not has_runs:
+            expanded.append((row, "", None))
+            continue
+        matched = agg.apply_filters(frame, row.where)
+        if matched.empty:
+            expanded.append((row, "", matched))
+            continue
+        merge = {agg.resolve_key(k, frame) for k in list(recipe.merge) + list(row.merge)}
+        where_cols = {agg.resolve_key(k, frame) for k in row.where}
+        split = [c for c in agg.varying_columns(matched) if c not in merge and c not in where_cols]
+        if not split:
+            expanded.append((row, "", matched))
+        else:
+            for values, sub in matched.groupby(split, dropna=False, sort=False):
+                values = values if isinstance(values, tuple) else (values,)
+                variant = ", ".join(f"{agg.display_name(c)}={v}" for c, v in zip(split, values, strict=False))
+                expanded.append((row, variant, sub))
+    has_variant = any(v for _, v, _ in expanded)
+
+    columns = ["Method", "Source"] + (["Variant"] if has_variant else []) + [c.label for c in recipe.columns]
+    columns.append("folds")
+    caption = recipe.caption
+    table = Table(title=recipe.title, columns=columns, caption=caption, name=recipe.name)
+    used_groups: dict[tuple, Group] = {}
+    for row, variant, sub in expanded:
+        if row.paper is not None and not variant_is_repeat(expanded, row, variant):
+            cells = [Cell(row.paper_label or row.label), Cell(row.source or recipe.source or "paper")]
+            cells += [Cell("")] if has_variant else []
+            cells += [paper_cell(row.paper.get(c.key), c) if c.key in row.paper else Cell("") for c in recipe.columns]
+            cells.append(Cell(""))
+            table.add(cells, kind="paper")
+        if row.where is None or frame is None:
+            continue
+        cells = [Cell(row.label), Cell("agebench")] + ([Cell(variant)] if has_variant else [])
+        if sub is None or sub.empty:
+            cells += [Cell("—") for _ in recipe.columns] + [Cell("no runs")]
+            table.add(cells)
+            continue
+        row_groups = agg.aggregate(sub)
+        for g in row_groups:
+            used_groups[tuple(sorted(g.key.items()))] = g
+        for col in recipe.columns:
+            cells.append(_recipe_cell(row, col, sub, row_groups, comparisons, opts))
+        folds = sorted({g.folds_text + ("" if g.complete else f" {INCOMPLETE_MARK}") for g in row_groups})
+        cells.append(Cell(", ".join(folds)))
+        table.add(cells)
+    notes = []
+    if has_runs:
+        notes += incomplete_notes(list(used_groups.values()), label_cols)
+    elif frame is not None:
+        notes.append("no run records pass this recipe's filters "
+                     f"({', '.join(f'{k}={v}' for k, v in recipe.filters.items()) or 'none'}); only paper rows shown")
+    else:
+        notes.append("paper rows only (runs=null)")
+    notes += recipe.notes
+    table.notes = notes
+    tables = [table]
+    relevant = [c for c in comparisons if c.result.metric in delta_metrics]
+    if relevant:
+        pair_cols = agg.label_columns([c.multi for c in relevant])
+        tables.append(comparison_table(relevant, pair_cols, opts,
+                                       title=f"{recipe.title} — single- vs multi-task, paired across folds"))
+    return tables, list(used_groups.values()), relevant, frame
+
+
+def variant_is_repeat(expanded, row, variant) -> bool:
+    """A row split into variants shows its paper values once, above the first variant."""
+    firsts = {}
+    for r, v, _ in expanded:
+        firsts.setdefault(id(r), v)
+    return firsts[id(row)] != variant
+
+
+def _recipe_cell(row: RowSpec, col: ColSpec, sub: pd.DataFrame, row_groups: list[Group],
+                 comparisons: list[Comparison], opts: Options) -> Cell:
+    if col.paper_only:
+        return Cell("")
+    scope = agg.apply_filters(sub, col.where) if col.where else sub
+    groups = row_groups if not col.where else agg.aggregate(scope)
+    if col.metric:
+        having = [g for g in groups if col.metric in g.metrics]
+        if not having:
+            return Cell("—")
+        if len(having) > 1:
+            raise _ambiguous(row.label, col.label, having)
+        return _stat_for(having[0], col.metric, col.scale, col.fmt, opts)
+    if col.field:
+        values = [g.costs.get(col.field) for g in groups]
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        if not values:
+            return Cell("—")
+        if len({round(v, 9) for v in values}) == 1:
+            return number_cell(values[0] * col.scale, col.fmt)
+        return Cell(" / ".join(f"{v * col.scale:{col.fmt}}" for v in values))
+    # delta column
+    keys = {tuple(sorted(g.key.items())) for g in groups}
+    mine = [c for c in comparisons if c.result.metric == col.delta and tuple(sorted(c.multi.key.items())) in keys]
+    if not mine:
+        single = [g for g in groups if len(g.tasks) == 1]
+        return Cell("(single-task)" if single and len(single) == len(groups) else "—")
+    if len(mine) > 1:  # e.g. a row merged over granularities: one Δ per configuration, labelled
+        cols = [k for k in agg.label_columns([c.multi for c in mine]) if k not in agg.ALWAYS_SHOWN]
+        return Cell("; ".join(f"{c.multi.label(cols)}: {delta_text(c.result, col.scale, col.fmt)}" for c in mine))
+    return Cell(delta_text(mine[0].result, col.scale, col.fmt), mean=mine[0].result.mean_diff * col.scale)
