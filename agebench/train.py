@@ -104,6 +104,11 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
 
     folds = make_folds(records, cfg.protocol, int(cfg.seed), _split_list_reader(dataset.name))
     selected = _select_folds(folds, cfg.protocol.get("folds"))
+    for fold in selected:
+        empty = [side for side, n in fold.sizes().items() if n == 0]
+        if empty:
+            raise UserError(f"fold {fold.index} has no {' or '.join(empty)} rows ({fold.sizes()}); use more data, "
+                            f"fewer protocol.n_folds or a larger protocol.val_fraction")
     if bool(cfg.protocol.get("subject_exclusive", True)):
         for fold in selected:  # fail before any training when a split leaks
             _check_fold_leakage(cfg, records, fold)

@@ -1,0 +1,361 @@
+"""The ask/tell worker loop of `agebench sweep`.
+
+A worker opens (or creates) the study in `sweep.storage`, then repeats until the study's budget is
+spent: fail trials whose worker died (no heartbeat), count the budget, ask for a trial, compose its
+config, run its folds with `agebench.train.run_experiment` and tell Optuna the fold mean of each
+objective. Any number of workers, on one machine or many, may run this loop on the same storage.
+
+* **Budget.** `sweep.n_trials` counts the study's COMPLETE, PRUNED and FAIL trials plus the RUNNING
+  ones of every worker; it is checked before each ask, so workers that ask in the same instant may
+  overshoot it by at most (workers − 1) trials. Trials failed because their worker died or was
+  interrupted are requeued and not counted; neither are discarded grid duplicates.
+* **Pruning.** Single-objective studies with a pruner report, after each fold, the running fold mean
+  of the objective (`trial.report(value, step=fold)`); a pruned trial ends as PRUNED.
+* **Failures.** A fold that raises or diverges, a config that does not compose, or an objective the
+  run does not produce ends the trial as FAIL with user attrs `fail_kind` and `fail_reason`; the
+  worker goes on. Once `sweep.max_failures` trials have failed, every worker stops.
+* **Grids.** With the grid sampler every point runs once: if two workers draw the same point at the
+  same moment, the later trial is discarded (FAIL, `fail_kind=duplicate`, not counted) and the worker
+  asks again. (Optuna's GridSampler gives trial k < grid size the k-th point, so this is rare.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+import traceback
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from agebench.errors import UserError
+from agebench.sweeps.spec import SweepSpec
+from agebench.sweeps.storage import (
+    DISCARDED_KINDS,
+    FAIL_KIND,
+    FAIL_REASON,
+    RETRIED_KINDS,
+    RETRY_OF,
+    WORKER,
+    display_url,
+    fail_stale_trials,
+    heartbeat,
+    open_storage,
+    requeue,
+    worker_id,
+)
+
+log = logging.getLogger("agebench.sweep")
+
+SPEC_ATTR = "agebench_sweep"
+BUDGET_ATTR = "n_trials"          # the budget the last worker started with
+TRIAL_DIR = "trial_dir"
+
+
+class StudyStopped(UserError):
+    """The study cannot go on (too many failures, interrupted); one line, non-zero exit."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, exit_code: int = 4):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class TrialFailed(Exception):
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------------
+# study
+
+
+def open_study(spec: SweepSpec, create: bool = True):
+    """(study, storage) for the spec; creates the study unless `create` is false (status/export)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = spec.storage_url()
+    if not create and spec.storage is None and not (spec.dir / "study.db").exists():
+        raise UserError(f"no study {spec.study_name!r} yet: {spec.dir / 'study.db'} does not exist; start it with "
+                        f"`agebench sweep sweep={spec.name}` (or pass the sweep.storage / sweep.dir it ran with)")
+    storage = open_storage(url)
+    sampler, pruner = spec.make_sampler(), spec.make_pruner()
+    if create:
+        study = optuna.create_study(storage=storage, study_name=spec.study_name, directions=spec.directions,
+                                    sampler=sampler, pruner=pruner, load_if_exists=True)
+    else:
+        try:
+            study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        except KeyError:
+            names = optuna.study.get_all_study_names(storage)
+            raise UserError(f"no study {spec.study_name!r} in {display_url(url)} (it holds: {', '.join(names) or 'none'}); "
+                            f"start it with `agebench sweep sweep={spec.name}`") from None
+    wanted = [d.upper() for d in spec.directions]
+    have = [d.name for d in study.directions]
+    if have != wanted:
+        raise UserError(f"study {spec.study_name!r} in {display_url(url)} optimises {have}, but sweep {spec.name} "
+                        f"asks for {wanted} ({', '.join(spec.metric_names)}); use a new sweep.study_name")
+    if create:
+        if not study.metric_names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # flagged experimental
+                study.set_metric_names(spec.metric_names)
+        if study.user_attrs.get(BUDGET_ATTR) != spec.n_trials:
+            study.set_user_attr(BUDGET_ATTR, spec.n_trials)  # what action=status reports as the budget
+        if SPEC_ATTR not in study.user_attrs:
+            study.set_user_attr(SPEC_ATTR, spec.describe())
+        elif study.user_attrs[SPEC_ATTR].get("params") != spec.describe()["params"]:
+            log.warning("study %s was created with params %s; this worker samples %s", spec.study_name,
+                        study.user_attrs[SPEC_ATTR].get("params"), spec.describe()["params"])
+    return study, study._storage  # the wrapper Optuna itself writes through (RDB: a caching layer)
+
+
+@dataclass
+class Counts:
+    by_state: dict[str, int] = field(default_factory=dict)
+    budget_used: int = 0
+    failures: int = 0
+    retried: int = 0
+    discarded: int = 0
+
+
+def count_trials(trials) -> Counts:
+    """Trials by state, and what the budget and sweep.max_failures see (module docstring)."""
+    from optuna.trial import TrialState
+
+    c = Counts()
+    for t in trials:
+        c.by_state[t.state.name] = c.by_state.get(t.state.name, 0) + 1
+        kind = t.user_attrs.get(FAIL_KIND)
+        if t.state == TrialState.FAIL and kind in RETRIED_KINDS:
+            c.retried += 1
+        elif t.state == TrialState.FAIL and kind in DISCARDED_KINDS:
+            c.discarded += 1
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL):
+            c.budget_used += 1
+            if t.state == TrialState.FAIL:
+                c.failures += 1
+    return c
+
+
+# ---------------------------------------------------------------------------------------------------
+# worker loop
+
+
+def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
+    """Run trials until the study's budget is spent; returns this worker's tally."""
+    from agebench.config import compose_config
+
+    _check_composes(spec, user_overrides, compose_config)
+    study, storage = open_study(spec)
+    me = worker_id()
+    echo(f"agebench sweep: study {spec.study_name!r} in {display_url(spec.storage_url())}; "
+         f"budget {spec.n_trials} trials; worker {me}")
+    tally = {"ran": 0, "complete": 0, "pruned": 0, "failed": 0}
+    with _sigterm_as_interrupt():
+        while True:
+            fail_stale_trials(study, storage, spec.stale_after_s)
+            counts = count_trials(study.get_trials(deepcopy=False))
+            if counts.budget_used >= spec.n_trials:
+                break
+            if spec.max_failures is not None and counts.failures >= spec.max_failures:
+                raise StudyStopped(f"study {spec.study_name!r} stopped: {counts.failures} failed trials reached "
+                                   f"sweep.max_failures={spec.max_failures}; see `agebench sweep sweep={spec.name} "
+                                   f"action=status` for their reasons")
+            trial = study.ask()
+            storage.set_trial_user_attr(trial._trial_id, WORKER, me)
+            storage.set_trial_user_attr(trial._trial_id, TRIAL_DIR, str(spec.trial_dir(trial.number)))
+            with heartbeat(storage, trial._trial_id, spec.heartbeat_s):
+                state = _run_and_tell(spec, study, storage, trial, user_overrides, compose_config)
+            if state == "DISCARDED":
+                continue
+            tally["ran"] += 1
+            tally[{"COMPLETE": "complete", "PRUNED": "pruned"}.get(state, "failed")] += 1
+    counts = count_trials(study.get_trials(deepcopy=False))
+    echo(f"agebench sweep: worker done after {tally['ran']} trial(s) ({tally['complete']} complete, "
+         f"{tally['pruned']} pruned, {tally['failed']} failed); study {spec.study_name!r} has "
+         f"{counts.budget_used}/{spec.n_trials} trials: {_state_text(counts)}")
+    return tally
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (scancel, a Slurm time limit, `kill`) interrupts the running trial like Ctrl-C, so its
+    parameters are queued again at once rather than after sweep.stale_after_s. Left alone when
+    someone else (e.g. submitit) already handles SIGTERM, or outside the main thread."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    install = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None))
+    previous = signal.signal(signal.SIGTERM, interrupt) if install else None
+    try:
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _state_text(counts: Counts) -> str:
+    return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.by_state.items())) or "none"
+
+
+def _check_composes(spec: SweepSpec, user_overrides, compose_config) -> None:
+    """Fail before any trial when the base config + the user's overrides do not compose."""
+    from agebench.cli import hydra_error_line
+
+    try:
+        compose_config(spec.trial_overrides(user_overrides, {}, None))
+    except UserError:
+        raise
+    except Exception as err:
+        line = hydra_error_line(err)
+        if line is None:
+            raise
+        raise UserError(f"sweep {spec.name}: the trial config does not compose: {line}") from None
+
+
+def _run_and_tell(spec, study, storage, trial, user_overrides, compose_config) -> str:
+    import optuna
+    from optuna.trial import TrialState
+
+    state, values, kind, reason = TrialState.FAIL, None, None, None
+    try:
+        params = {p.key: p.suggest(trial, as_grid=spec.is_grid) for p in spec.space.params}
+        if spec.is_grid and _is_grid_duplicate(study, trial, params):
+            _discard(study, storage, trial)
+            return "DISCARDED"
+        log.info("trial %d: %s", trial.number, " ".join(spec.space.overrides(params)) or "(no params)")
+        values = run_trial(spec, trial, params, user_overrides, compose_config)
+        state = TrialState.COMPLETE
+    except optuna.TrialPruned as err:
+        state = TrialState.PRUNED
+        log.info("trial %d pruned: %s", trial.number, err)
+    except TrialFailed as err:
+        kind, reason = err.kind, err.reason
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM; Lightning turns Ctrl-C into sys.exit(1)
+        storage.set_trial_user_attr(trial._trial_id, FAIL_KIND, "interrupted")
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, "worker interrupted; parameters queued again")
+        study.tell(trial, state=TrialState.FAIL)
+        requeue(study, storage.get_trial(trial._trial_id))
+        raise StudyStopped(f"interrupted; trial {trial.number} is queued again for the next worker", exit_code=130) from None
+    except UserError as err:
+        kind, reason = "config", str(err)
+    except Exception as err:  # a bug or a crash in this trial: record it, keep the study going
+        log.error("trial %d raised:\n%s", trial.number, traceback.format_exc())
+        kind, reason = "error", f"{type(err).__name__}: {err}"
+    if state == TrialState.FAIL:
+        storage.set_trial_user_attr(trial._trial_id, FAIL_KIND, kind or "error")
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, (reason or "")[:2000])
+        log.warning("trial %d failed (%s): %s", trial.number, kind, reason)
+    try:
+        study.tell(trial, values=values if state == TrialState.COMPLETE else None, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("trial %d was already finished by another worker (taken for dead?); result dropped", trial.number)
+    if state == TrialState.COMPLETE:
+        shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(spec.metric_names, values, strict=False))
+        log.info("trial %d complete: %s", trial.number, shown)
+    return state.name
+
+
+def _is_grid_duplicate(study, trial, params: dict) -> bool:
+    """Whether a lower-numbered live trial already holds this grid point (same parameters).
+
+    Compared by parameters, not by GridSampler's grid_id: requeued trials carry none."""
+    from optuna.trial import TrialState
+
+    for other in study.get_trials(deepcopy=False):
+        if other.number >= trial.number or other.state == TrialState.WAITING or other.params != params:
+            continue
+        if other.state == TrialState.FAIL and other.user_attrs.get(FAIL_KIND) in RETRIED_KINDS + DISCARDED_KINDS:
+            continue
+        return True
+    return False
+
+
+def _discard(study, storage, trial) -> None:
+    from optuna.trial import TrialState
+
+    storage.set_trial_user_attr(trial._trial_id, FAIL_KIND, "duplicate")
+    storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, "another worker drew the same grid point first")
+    study.tell(trial, state=TrialState.FAIL)
+    log.info("trial %d discarded: its grid point is already taken", trial.number)
+
+
+# ---------------------------------------------------------------------------------------------------
+# one trial
+
+
+def run_trial(spec: SweepSpec, trial, params: dict, user_overrides: list[str], compose_config) -> list[float]:
+    """Run one trial's folds; returns the fold mean of each objective or raises TrialFailed/TrialPruned."""
+    import optuna
+
+    from agebench.cli import hydra_error_line
+    from agebench.results import RESULTS_FILE, read_records
+    from agebench.train import run_experiment
+
+    out = spec.trial_dir(trial.number)
+    overrides = spec.trial_overrides(user_overrides, params, out)
+    try:
+        cfg = compose_config(overrides)
+    except Exception as err:
+        line = hydra_error_line(err)
+        if line is None:
+            raise
+        raise TrialFailed("config", f"config does not compose: {line}") from None
+    if cfg.get("variants"):
+        raise TrialFailed("config", "the trial config declares `variants`; a sweep trial runs one experiment — "
+                                    "sweep over the variant's overrides instead")
+    extra = {"study": spec.study_name, "trial": trial.number, "trial_params": dict(params)}
+    first = spec.objectives[0]
+    seen: list[float] = []
+
+    def on_fold_end(fold: int, record: dict) -> None:
+        status = record.get("status")
+        if status != "ok":
+            kind = "diverged" if status == "diverged" else "error"
+            raise TrialFailed(kind, f"fold {fold} {status}: {record.get('error', 'no error message')}")
+        value = first.fold_value(record)
+        if value is None or not math.isfinite(value):
+            raise TrialFailed("no_objective", _missing(first.metric, record, fold))
+        seen.append(value)
+        if spec.prunes:
+            trial.report(sum(seen) / len(seen), step=int(fold))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"running mean {first.metric}={seen[-1]:.4g} after fold {fold}")
+
+    t0 = time.perf_counter()
+    run_experiment(cfg, str(out), on_fold_end=on_fold_end, extra_record=extra, print_table=False)
+    records = [r for r in read_records(out / RESULTS_FILE)
+               if r.get("study") == spec.study_name and r.get("trial") == trial.number]
+    bad = [r for r in records if r.get("status") != "ok"]
+    if bad:
+        r = bad[0]
+        raise TrialFailed("diverged" if r.get("status") == "diverged" else "error",
+                          f"fold {r.get('fold')} {r.get('status')}: {r.get('error', '')}")
+    if not records:
+        raise TrialFailed("no_objective", "the trial produced no run record (no folds selected?)")
+    values = []
+    for objective in spec.objectives:
+        per_fold = [objective.fold_value(r) for r in records]
+        if any(v is None or not math.isfinite(v) for v in per_fold):
+            raise TrialFailed("no_objective", _missing(objective.metric, records[0], records[0].get("fold")))
+        values.append(sum(per_fold) / len(per_fold))
+    log.debug("trial %d took %.1f s", trial.number, time.perf_counter() - t0)
+    return values
+
+
+def _missing(metric: str, record: dict, fold) -> str:
+    available = sorted((record.get("metrics") or {}).keys())
+    return (f"objective {metric!r} missing or not finite on fold {fold}; the run reports "
+            f"{', '.join(available) or 'no metrics'} (and record fields latency_ms, gmacs, params, size_mb)")
+
+
+__all__ = ["run_worker", "open_study", "count_trials", "StudyStopped", "RETRY_OF"]
