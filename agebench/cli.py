@@ -42,7 +42,11 @@ def _help() -> str:
     lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "examples:", "  agebench train experiment=quickstart",
               "  agebench train -m model=lmtcnn tasks=age,age_gender loss.gamma=0.3,0.7",
-              "  agebench profile model=lmtcnn tasks=age_gender format=json"]
+              "  agebench profile model=lmtcnn tasks=age_gender format=json",
+              "  agebench sweep sweep=gamma trainer=debug sweep.n_trials=4   (studies: ls sweeps/)",
+              "  agebench sweep sweep=gamma action=status",
+              "  agebench report runs=outputs/quickstart",
+              "  agebench regress baseline=reports/baselines/quickstart.yaml runs=outputs/quickstart"]
     return "\n".join(lines)
 
 
@@ -61,14 +65,20 @@ def hydra_error_line(err: Exception) -> str | None:
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
+    cause = err
+    while cause is not None:  # a UserError raised inside config resolution keeps its own message
+        if isinstance(cause, UserError):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
     text = str(err)
     if isinstance(err, MissingConfigException):
         found = re.search(r"Could not find '([^/']+)/([^']+)'", text)
         options = re.findall(r"^\t(\S+)$", text, flags=re.M)
         if found:
             group, choice = found.groups()
-            choices = ", ".join(o for o in options if not o.startswith("_")) or "see conf/" + group
-            return f"unknown {group} {choice!r}; choose one of {choices} (conf/{group}/)"
+            where = "sweeps/" if group == "sweep" else f"conf/{group}/"
+            choices = ", ".join(o for o in options if not o.startswith("_")) or "see " + where
+            return f"unknown {group} {choice!r}; choose one of {choices} ({where})"
         return text.splitlines()[0]
     if isinstance(err, (ConfigCompositionException, OverrideParseException)):
         cause = err.__cause__ or err
