@@ -28,8 +28,10 @@ class Synthetic(DatasetSource):
     needs_root: bool = False
 
     def parse(self, data_cfg) -> ParsedRecords:
-        # labels only; images come from render() (the generator is cheap enough to run for both)
-        _, labels = self.render(data_cfg)
+        # labels only (no pixels drawn); images come from render(), through the cache
+        from agebench.data.synthetic import generate_labels
+
+        labels = generate_labels(synthetic_spec(data_cfg))
         return ParsedRecords(normalise(labels, self.name), race_names=self._race_names())
 
     def render(self, data_cfg):
