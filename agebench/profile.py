@@ -321,6 +321,14 @@ def _profile_entries(cfg) -> tuple[str, str, list] | None:
     if cfg.get("profile_models"):
         return (str(cfg.get("experiment_name", "experiment")), str(cfg.get("profile_title", "")),
                 list(OmegaConf.to_container(cfg.profile_models, resolve=False)))
+    if cfg.get("variants"):  # a training recipe: one row per variant, composed exactly as `train` does
+        from hydra.core.hydra_config import HydraConfig
+
+        recipe = HydraConfig.get().runtime.choices.get("experiment") if HydraConfig.initialized() else None
+        recipe = str(recipe or cfg.experiment_name)
+        entries = [{"label": str(name), "overrides": [f"experiment={recipe}", *map(str, overrides), "variants=null"]}
+                   for name, overrides in cfg.variants.items()]
+        return recipe, f"models of experiment={recipe}", entries
     return None
 
 
