@@ -18,6 +18,22 @@ def compose_config(overrides: list[str], config_name: str = "train") -> DictConf
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+def compose_checked(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """`compose_config`, with Hydra's composition errors turned into a one-line UserError."""
+    from agebench.cli import hydra_error_line
+    from agebench.errors import UserError
+
+    try:
+        return compose_config(overrides, config_name)
+    except UserError:
+        raise
+    except Exception as err:
+        line = hydra_error_line(err)
+        if line is None:
+            raise
+        raise UserError(line) from None
+
+
 def hydra_output_dir() -> str | None:
     """The running Hydra job's output directory, or None outside a Hydra app."""
     from hydra.core.hydra_config import HydraConfig

@@ -70,8 +70,7 @@ def check(spec: SweepSpec, user_overrides: list[str]) -> list[str]:
     """Validate a study without running it: sampler and pruner build, the base config composes with
     every choice (and both ends of every range) of every parameter, and each objective's task is
     one the trial trains. Raises UserError on the first problem; returns a short report."""
-    from agebench.cli import hydra_error_line
-    from agebench.config import compose_config
+    from agebench.config import compose_checked
     from agebench.tasks import build_tasks
 
     spec.make_sampler()
@@ -85,12 +84,9 @@ def check(spec: SweepSpec, user_overrides: list[str]) -> list[str]:
     for values in points:
         overrides = spec.trial_overrides(user_overrides, values, None)
         try:
-            cfg = compose_config(overrides)
-        except Exception as err:
-            line = hydra_error_line(err)
-            if line is None:
-                raise
-            raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values))} does not compose: {line}") from None
+            cfg = compose_checked(overrides)
+        except UserError as err:
+            raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values))} does not compose: {err}") from None
         if cfg.get("variants"):
             raise UserError(f"sweep {spec.name}: the trial config declares `variants`; sweep over their overrides instead")
         names = [str(n) for n in cfg.tasks.names]
