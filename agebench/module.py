@@ -50,7 +50,7 @@ class MultiTaskModule(pl.LightningModule):
         self.aux_weights = dict(getattr(model, "aux_loss_weights", {}) or {})
         self._aug_generator = torch.Generator()
         self._eval_outputs: dict[str, list] = {}
-        self._train_loss_sum = None
+        self._reset_train_sums()
         self.last_metrics: dict[str, dict[str, float]] = {}
         self.test_predictions: dict[str, torch.Tensor] = {}
 
@@ -58,6 +58,7 @@ class MultiTaskModule(pl.LightningModule):
     def on_train_epoch_start(self):
         # reseeding per epoch keeps augmentation reproducible, also after a resume from a checkpoint
         self._aug_generator.manual_seed(self.seed * 100_003 + self.current_epoch)
+        self._reset_train_sums()
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
         images, targets = batch
@@ -99,18 +100,35 @@ class MultiTaskModule(pl.LightningModule):
         images, targets = batch
         losses = self.task_losses(self(images), targets)
         loss = self.combine(losses)
-        detached = loss.detach()
-        self._train_loss_sum = detached if self._train_loss_sum is None else self._train_loss_sum + detached
-        self.log("train/loss", detached, on_step=False, on_epoch=True, batch_size=len(images))
-        for name, value in losses.items():
-            self.log(f"train/{name}_loss", value.detach(), on_step=False, on_epoch=True, batch_size=len(images))
+        # Epoch means are summed on the device and handed to self.log once, at the epoch's last batch:
+        # a self.log call costs ~0.3-1 ms of Python (more than a small model's GPU step), and the logged
+        # values are the same batch-size-weighted epoch means as per-step on_epoch logging gives.
+        n = len(images)
+        step = torch.stack([loss.detach(), *(v.detach() for v in losses.values())]).float() * n
+        self._train_sums = step if self._train_sums is None else self._train_sums + step
+        self._train_count += n
+        trainer = self._trainer
+        if trainer is not None and batch_idx + 1 >= trainer.num_training_batches:
+            self._log_train_means(list(losses))
         return loss
 
+    def _log_train_means(self, names: list[str]) -> None:
+        means = self._train_sums / self._train_count
+        self.log("train/loss", means[0], on_step=False, on_epoch=True, batch_size=self._train_count)
+        for i, name in enumerate(names, start=1):
+            self.log(f"train/{name}_loss", means[i], on_step=False, on_epoch=True, batch_size=self._train_count)
+        self._train_logged = True
+
+    def _reset_train_sums(self) -> None:
+        self._train_sums, self._train_count, self._train_logged = None, 0, False
+
     def on_train_epoch_end(self):
+        if self._train_sums is not None and not self._train_logged:  # the epoch stopped before its last batch
+            self._log_train_means(list(self.tasks))
         # one host sync per epoch instead of one per step: a NaN anywhere makes the sum non-finite
-        if self._train_loss_sum is not None and not math.isfinite(float(self._train_loss_sum)):
+        if self._train_sums is not None and not math.isfinite(float(self._train_sums[0])):
             raise DivergedError(f"non-finite training loss in epoch {self.current_epoch}")
-        self._train_loss_sum = None
+        self._reset_train_sums()
 
     # ---- evaluation ---------------------------------------------------------------------------
     def _eval_step(self, batch):
@@ -168,11 +186,21 @@ class MultiTaskModule(pl.LightningModule):
             self.log(f"test/{key}", value)
 
     # ---- optimisation -------------------------------------------------------------------------
+    def _fused_step(self, cfg) -> dict:
+        """AdamW's fused (one-pass) step where PyTorch has it for these parameters (CPU and CUDA): on
+        CPU about 8× cheaper than the default per-tensor step, which is ~10% of an LMTCNN training step.
+        Same update up to float rounding; `optim.fused=false` turns it off."""
+        if cfg.get("fused") is False:
+            return {}
+        ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.parameters())
+        return {"fused": True} if ok else {}
+
     def configure_optimizers(self):
         cfg = self.optim_cfg
         name = str(cfg.get("name", "adamw"))
         if name == "adamw":
-            opt = torch.optim.AdamW(self.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+            opt = torch.optim.AdamW(self.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay),
+                                    **self._fused_step(cfg))
         elif name == "sgd":
             opt = torch.optim.SGD(self.parameters(), lr=float(cfg.lr), momentum=float(cfg.get("momentum", 0.9)),
                                   weight_decay=float(cfg.weight_decay))

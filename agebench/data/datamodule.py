@@ -3,9 +3,16 @@
 Each loader item is a whole batch: the sampler yields a list of row indices and the dataset answers
 with one fancy-indexing slice of the (memory-mapped) array, so there is no per-sample Python work and
 no collate step. Augmentation happens later, on the device (agebench.data.augment).
+
+Loader workers (`data.num_workers`) receive the dataset by pickling: a memory-mapped cache array
+travels as its file name and is mapped again in the worker, never copied (spawn/forkserver included).
+On a GPU the trainer asks for pinned batches (`pin_memory`) so the host-to-device copy is
+non-blocking.
 """
 
 from __future__ import annotations
+
+import os
 
 import lightning.pytorch as pl
 import numpy as np
@@ -29,9 +36,35 @@ class BatchSlices(Dataset):
     def __getitem__(self, positions):
         # sorted row order reads the memmap front to back; the batch's order does not matter to SGD
         idx = np.sort(self.rows[np.asarray(positions)])
-        images = torch.from_numpy(np.ascontiguousarray(self.images[idx]))
+        images = torch.from_numpy(np.take(self.images, idx, axis=0))  # one gather into a fresh C-contiguous array
         targets = {name: torch.from_numpy(t[idx]) for name, t in self.targets.items()}
         return images, targets
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if _whole_file_memmap(self.images):
+            # a worker maps the cache file itself instead of receiving a pickled copy of every image
+            m = self.images
+            state["images"] = ("memmap", str(m.filename), m.dtype.str, tuple(m.shape), int(m.offset))
+        return state
+
+    def __setstate__(self, state):
+        images = state["images"]
+        if isinstance(images, tuple) and images and images[0] == "memmap":
+            _, filename, dtype, shape, offset = images
+            state["images"] = np.memmap(filename, dtype=np.dtype(dtype), mode="r", shape=shape, offset=offset)
+        self.__dict__.update(state)
+
+
+def _whole_file_memmap(array) -> bool:
+    """A C-ordered memmap that runs from its header offset to the end of its file (what `np.load(...,
+    mmap_mode="r")` returns); a slice of one keeps the file name but not its true offset, so it does not count."""
+    if not isinstance(array, np.memmap) or not array.filename or not array.flags.c_contiguous:
+        return False
+    try:
+        return int(array.offset) + array.nbytes == os.path.getsize(array.filename)
+    except OSError:
+        return False
 
 
 class FaceDataModule(pl.LightningDataModule):

@@ -1,0 +1,313 @@
+"""Plumbing shared by the benchmark scripts: arguments, synthetic data, timing, provenance, results.
+
+Every script measures the things it compares *in one run, interleaved* (A, B, A, B, ...), takes
+medians over repetitions after a warm-up, prints a table and then its ratio on the last line, and
+appends one JSON line to `benchmarks/results/<name>.jsonl` with the machine, threads, device, torch
+version, git sha and the load average (a shared machine is noisy: ratios travel, absolute times do not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # runnable from a fresh clone without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+
+
+# ------------------------------------------------------------------------------------------------
+# arguments, threads, device
+# ------------------------------------------------------------------------------------------------
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    p.add_argument("--quick", action="store_true", help="small sizes (about 1-2 minutes on 2 CPU cores)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: every core this process may use)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
+    p.add_argument("--reps", type=int, default=None, help="measured repetitions (default depends on --quick)")
+    p.add_argument("--no-record", action="store_true", help="do not append the JSON line to benchmarks/results/")
+    return p
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS)
+        return os.cpu_count() or 1
+
+
+def setup(args) -> tuple[torch.device, int]:
+    """Apply --threads and resolve --device; returns (device, threads)."""
+    threads = int(args.threads or available_cores())
+    torch.set_num_threads(threads)
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            sys.exit("--device cuda: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device, threads
+
+
+def quiet_lightning() -> None:
+    """Lightning's banners and tips off, as `agebench train` has them."""
+    import logging
+    import warnings
+
+    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO; lower them after)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (".*does not have many workers.*", ".*overridden `on_after_batch_transfer`.*", ".*LeafSpec.*",
+                    ".*weights_only.*", ".*smaller than the logging interval.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------------------------
+# provenance and results
+# ------------------------------------------------------------------------------------------------
+def provenance(device: torch.device, threads: int) -> dict:
+    from agebench.profile import describe_device
+    from agebench.provenance import git_sha, hardware, versions
+
+    hw = hardware()
+    return {
+        "machine": {k: hw.get(k) for k in ("host", "cpu", "cpu_count", "gpu", "platform")},
+        "device": describe_device(device),
+        "threads": int(threads),
+        "torch": torch.__version__,
+        "versions": versions(),
+        "git_sha": git_sha(),
+        "load_avg_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def record_result(name: str, args, meta: dict, payload: dict) -> Path | None:
+    """Append one JSON line to benchmarks/results/<name>.jsonl (unless --no-record)."""
+    if getattr(args, "no_record", False):
+        return None
+    row = {"benchmark": name, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+           "quick": bool(args.quick), "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+           **meta, "load_avg_end": round(os.getloadavg()[0], 2), **payload}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.jsonl"
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def header(title: str, meta: dict) -> None:
+    print(f"== {title}")
+    print(f"   device: {meta['device']} · threads: {meta['threads']} · torch {meta['torch']} · "
+          f"git {meta['git_sha'][:12]} · load avg {meta['load_avg_start']}")
+
+
+def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    ok = value >= target if higher_is_better else value <= target
+    return "PASS" if ok else "MISS"
+
+
+# ------------------------------------------------------------------------------------------------
+# statistics and timing
+# ------------------------------------------------------------------------------------------------
+def median(values) -> float:
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def spread(values) -> str:
+    """'median [min–max]' for a table cell."""
+    values = [float(v) for v in values]
+    if not values:
+        return "-"
+    return f"{median(values):.3g} [{min(values):.3g}–{max(values):.3g}]"
+
+
+def timed(fn, device: torch.device) -> float:
+    """Seconds one call of `fn` takes, device work included."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def matmul_gflops(device: torch.device, n: int | None = None, min_seconds: float = 0.3,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """Measured rate of a square n×n fp32 matmul on `device` (GFLOP/s, 2·n³ FLOPs per product),
+    with the current thread count: the machine's practical dense-arithmetic peak."""
+    n = int(n or (8192 if device.type == "cuda" else 2048))
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.mm(a, b)  # warm-up (BLAS threads, cuBLAS handles)
+    sync(device)
+    iters, elapsed = 0, 0.0
+    start = time.perf_counter()
+    while elapsed < min_seconds or iters < 2:
+        torch.mm(a, b)
+        iters += 1
+        if device.type == "cuda" and iters % 4:
+            continue
+        sync(device)
+        elapsed = time.perf_counter() - start
+    sync(device)
+    elapsed = time.perf_counter() - start
+    return 2.0 * n ** 3 * iters / elapsed / 1e9
+
+
+# ------------------------------------------------------------------------------------------------
+# configs, models, data
+# ------------------------------------------------------------------------------------------------
+MODEL_ALIASES = {  # benchmark name -> hydra overrides of conf/train.yaml
+    "lmtcnn_1_1": ["model=lmtcnn", "model.width=[1,1]"],
+    "lmtcnn_2_1": ["model=lmtcnn", "model.width=[2,1]"],
+    "lightweight_joint": ["model=lightweight_joint"],
+    "levi_hassner": ["model=levi_hassner"],
+    "multibranch": ["model=multibranch"],
+}
+
+
+def model_overrides(name: str) -> list[str]:
+    return list(MODEL_ALIASES.get(name, [f"model={name}"]))
+
+
+def compose(overrides: list[str]):
+    """conf/train.yaml composed with `overrides`, the way `agebench train` would build it."""
+    from agebench.config import compose_config
+
+    return compose_config(list(overrides))
+
+
+def registered(name: str) -> bool:
+    from agebench.models import list_models
+
+    model = model_overrides(name)[0].split("=", 1)[1]
+    return model in list_models()
+
+
+def build_model(cfg, tasks, image_size: int) -> torch.nn.Module:
+    from omegaconf import OmegaConf
+
+    from agebench.models import create_model
+
+    options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "input_size")}
+    return create_model(str(cfg.model.name), tasks, input_size=int(image_size), **options)
+
+
+def load_size_for(image_size: int) -> int:
+    """Cached image size for a network input: 256/227 of it (seed 000's 256 → 227 crops)."""
+    return int(round(int(image_size) * 256 / 227))
+
+
+def synthetic_images(n_images: int, size: int, seed: int = 0):
+    """(uint8 (N, size, size, 3) read-only memmap from agebench's decode-once cache, record table).
+
+    Faces are rendered by agebench.data.synthetic at ≤128 px and resized bilinearly to `size`, so a
+    few hundred 256-px images take seconds on first use and nothing afterwards (content does not
+    change a throughput figure; JPEG decoding of the upscaled images is, if anything, a little
+    cheaper than of camera images)."""
+    from agebench.data.cache import cached_array
+    from agebench.data.records import normalise
+    from agebench.data.synthetic import SyntheticSpec, generate
+    from agebench.paths import cache_dir
+
+    per_subject = 4
+    render = min(int(size), 128)
+    spec = SyntheticSpec(n_subjects=max(1, math.ceil(n_images / per_subject)), images_per_subject=per_subject,
+                         image_size=render, seed=seed)
+
+    def build() -> np.ndarray:
+        return _resize(generate(spec)[0][:n_images], int(size))
+
+    images, _ = cached_array(cache_dir(), {"dataset": "benchmark-synthetic", "spec": repr(spec), "n": int(n_images),
+                                           "size": int(size)}, build, prefix="benchmark")
+    records = normalise(_labels_only(spec).iloc[:n_images].reset_index(drop=True), "synthetic")
+    return images, records
+
+
+def _labels_only(spec):
+    from dataclasses import replace
+
+    from agebench.data.synthetic import generate
+
+    # labels do not depend on the image size (independent random streams): render tiny images
+    return generate(replace(spec, image_size=8))[1]
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[1] == size:
+        return np.ascontiguousarray(images)
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for start in range(0, len(images), 64):
+        x = torch.from_numpy(images[start:start + 64]).permute(0, 3, 1, 2).float()
+        y = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        out[start:start + 64] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out
+
+
+def task_setup(cfg, records):
+    """(tasks, {task: float32 targets}) for the composed config's task set."""
+    from agebench.tasks import build_tasks, targets_for
+
+    tasks = build_tasks(cfg.tasks)
+    return tasks, targets_for(tasks, records)
+
+
+# ------------------------------------------------------------------------------------------------
+# output
+# ------------------------------------------------------------------------------------------------
+def table(header_row: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header_row)]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header_row), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)])
+
+
+def top_ops(fn, device: torch.device, rows: int = 12) -> list[dict]:
+    """torch.profiler's top operators (by self time) of one call of `fn`: where the time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+        sync(device)
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    total = sum(getattr(e, key) for e in events) or 1.0
+    return [{"op": e.key, "self_ms": round(getattr(e, key) / 1e3, 2), "share": round(getattr(e, key) / total, 4),
+             "calls": int(e.count)} for e in events[:rows]]
+
+
+def format_ops(ops: list[dict]) -> str:
+    return table(["op", "self ms", "share", "calls"],
+                 [[o["op"][:48], f"{o['self_ms']:.1f}", f"{100 * o['share']:.1f}%", o["calls"]] for o in ops])
