@@ -354,3 +354,15 @@ def test_ten_crop_softmax_average_matches_loop():
         single = torch.stack([model(ten_crop(images[i:i + 1], 64))["age"].softmax(-1).mean(0) for i in range(2)])
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
     assert math.isclose(float(batched.sum()), 2.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_slice_sum_lrn_matches_torch(channels_last):
+    from agebench.models.layers import lrn
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 96, 9, 9) * 3
+    expected = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)(x)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(lrn()(x), expected, atol=1e-5)
