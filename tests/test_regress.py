@@ -117,7 +117,13 @@ def test_regress_fails_on_missing_runs_and_folds(measured, tmp_path):
 
 def test_template_without_values_and_bad_paths_are_one_line_errors(tmp_path):
     runs = quickstart_runs(tmp_path / "runs")
-    res = agebench("regress", f"baseline={SHIPPED}", f"runs={runs}", cwd=tmp_path)
+
+    template = yaml.safe_load(Path(SHIPPED).read_text())  # the shipped baseline with its values removed
+    for conf in template["configurations"]:
+        for spec in conf["metrics"].values():
+            spec.update(expected=None, std=None)
+    (tmp_path / "runs" / "template.yaml").write_text(yaml.safe_dump(template))
+    res = agebench("regress", f"baseline={tmp_path / 'runs' / 'template.yaml'}", f"runs={runs}", cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "has no expected value" in res.stderr and "update=true" in res.stderr
     res = agebench("regress", f"baseline={tmp_path / 'nope.yaml'}", f"runs={runs}", cwd=tmp_path)
