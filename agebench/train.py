@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,14 @@ from agebench.data.loading import LoadedDataset, load_dataset
 from agebench.data.protocols import TEST_SIDES, Fold, check_leakage, make_folds, shared_subjects
 from agebench.errors import DivergedError, UserError
 from agebench.provenance import config_hash, git_sha, hardware, versions
-from agebench.results import RESULTS_FILE, SUMMARY_FILE, append_record, atomic_write_json, read_records, summarise
+from agebench.results import (
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    append_record,
+    atomic_write_json,
+    read_records,
+    summarise,
+)
 from agebench.tasks import build_tasks, missing_tasks, targets_for
 
 log = logging.getLogger("agebench.train")
@@ -250,7 +257,7 @@ def _quiet_lightning() -> None:
 # one fold
 
 def run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold: Fold, out: Path, extra) -> dict:
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
         "experiment": cfg.experiment_name,
         "variant": cfg.get("variant"),

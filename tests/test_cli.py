@@ -1,7 +1,6 @@
 """The CLI: help, and user errors as one line with a non-zero exit (no stack trace)."""
 
 import pytest
-
 from conftest import TINY
 
 
