@@ -151,9 +151,7 @@ def count_trials(trials) -> Counts:
 
 def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
     """Run trials until the study's budget is spent; returns this worker's tally."""
-    from agebench.config import compose_config
-
-    _check_composes(spec, user_overrides, compose_config)
+    _check_composes(spec, user_overrides)
     study, storage = open_study(spec)
     me = worker_id()
     echo(f"agebench sweep: study {spec.study_name!r} in {display_url(spec.storage_url())}; "
@@ -173,7 +171,7 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
             storage.set_trial_user_attr(trial._trial_id, WORKER, me)
             storage.set_trial_user_attr(trial._trial_id, TRIAL_DIR, str(spec.trial_dir(trial.number)))
             with heartbeat(storage, trial._trial_id, spec.heartbeat_s):
-                state = _run_and_tell(spec, study, storage, trial, user_overrides, compose_config)
+                state = _run_and_tell(spec, study, storage, trial, user_overrides)
             if state == "DISCARDED":
                 continue
             tally["ran"] += 1
@@ -207,22 +205,17 @@ def _state_text(counts: Counts) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.by_state.items())) or "none"
 
 
-def _check_composes(spec: SweepSpec, user_overrides, compose_config) -> None:
+def _check_composes(spec: SweepSpec, user_overrides) -> None:
     """Fail before any trial when the base config + the user's overrides do not compose."""
-    from agebench.cli import hydra_error_line
+    from agebench.config import compose_checked
 
     try:
-        compose_config(spec.trial_overrides(user_overrides, {}, None))
-    except UserError:
-        raise
-    except Exception as err:
-        line = hydra_error_line(err)
-        if line is None:
-            raise
-        raise UserError(f"sweep {spec.name}: the trial config does not compose: {line}") from None
+        compose_checked(spec.trial_overrides(user_overrides, {}, None))
+    except UserError as err:
+        raise UserError(f"sweep {spec.name}: the trial config does not compose: {err}") from None
 
 
-def _run_and_tell(spec, study, storage, trial, user_overrides, compose_config) -> str:
+def _run_and_tell(spec, study, storage, trial, user_overrides) -> str:
     import optuna
     from optuna.trial import TrialState
 
@@ -233,7 +226,7 @@ def _run_and_tell(spec, study, storage, trial, user_overrides, compose_config) -
             _discard(study, storage, trial)
             return "DISCARDED"
         log.info("trial %d: %s", trial.number, " ".join(spec.space.overrides(params)) or "(no params)")
-        values = run_trial(spec, trial, params, user_overrides, compose_config)
+        values = run_trial(spec, trial, params, user_overrides)
         state = TrialState.COMPLETE
     except optuna.TrialPruned as err:
         state = TrialState.PRUNED
@@ -293,23 +286,20 @@ def _discard(study, storage, trial) -> None:
 # one trial
 
 
-def run_trial(spec: SweepSpec, trial, params: dict, user_overrides: list[str], compose_config) -> list[float]:
+def run_trial(spec: SweepSpec, trial, params: dict, user_overrides: list[str]) -> list[float]:
     """Run one trial's folds; returns the fold mean of each objective or raises TrialFailed/TrialPruned."""
     import optuna
 
-    from agebench.cli import hydra_error_line
+    from agebench.config import compose_checked
     from agebench.results import RESULTS_FILE, read_records
     from agebench.train import run_experiment
 
     out = spec.trial_dir(trial.number)
     overrides = spec.trial_overrides(user_overrides, params, out)
     try:
-        cfg = compose_config(overrides)
-    except Exception as err:
-        line = hydra_error_line(err)
-        if line is None:
-            raise
-        raise TrialFailed("config", f"config does not compose: {line}") from None
+        cfg = compose_checked(overrides)
+    except UserError as err:
+        raise TrialFailed("config", f"config does not compose: {err}") from None
     if cfg.get("variants"):
         raise TrialFailed("config", "the trial config declares `variants`; a sweep trial runs one experiment — "
                                     "sweep over the variant's overrides instead")
