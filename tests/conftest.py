@@ -52,3 +52,23 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def tasks_of(names, **options):
+    """Task objects for `names` with `tasks` config options (tests build models without Hydra)."""
+    from omegaconf import OmegaConf
+
+    from agebench.tasks import build_tasks
+
+    return build_tasks(OmegaConf.create({"names": list(names), **options}))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one intra-op thread avoids OpenMP spin-waiting on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,11 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-from omegaconf import OmegaConf
+from conftest import tasks_of
 
 from agebench.errors import UserError
 from agebench.models import create_model, list_models
-from agebench.tasks import build_tasks
 
 TASK_SETS = {
     "age": ["age"],
@@ -30,17 +29,7 @@ FAMILIES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: one intra-op thread avoids OpenMP spin-waiting on a shared 2-core machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tasks_of(names, **options):
-    return build_tasks(OmegaConf.create({"names": list(names), **options}))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: nn.Module, trainable: bool = False) -> int:

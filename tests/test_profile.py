@@ -8,23 +8,12 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-from omegaconf import OmegaConf
+from conftest import tasks_of
 
 from agebench.models import create_model
 from agebench.profile import count_params, gmacs, latency_ms, model_size_mb, profile_model, throughput
-from agebench.tasks import build_tasks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tasks_of(names, **options):
-    return build_tasks(OmegaConf.create({"names": list(names), **options}))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def out_size(size: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
