@@ -132,7 +132,7 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
             continue
         record = run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold, out, extra_record)
         append_record(results_path, record)
-        summary = _write_summary(cfg, out, extra_record)
+        _write_summary(cfg, out, extra_record)  # after every fold, so a killed run keeps a true summary
         if on_fold_end is not None:
             on_fold_end(fold.index, record)
 
@@ -258,6 +258,7 @@ def _quiet_lightning() -> None:
 
 def run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold: Fold, out: Path, extra) -> dict:
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    machine = hardware()
     record = {
         "experiment": cfg.experiment_name,
         "variant": cfg.get("variant"),
@@ -278,8 +279,8 @@ def run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold:
         "git_sha": git_sha(),
         "config_hash": chash,
         "started_at": started,
-        "host": hardware()["host"],
-        "hardware": hardware(),
+        "host": machine["host"],
+        "hardware": machine,
         "versions": versions(),
         "notes": list(dataset.notes),
         "config": cfg_dict,
