@@ -144,6 +144,23 @@ def test_grid_study_runs_each_point_once_and_discards_a_drawn_duplicate(sweeps_e
     assert counts.by_state["RUNNING"] == 1 and counts.budget_used == 4 and counts.discarded == 1
 
 
+def test_a_grid_trial_killed_before_its_params_were_drawn_is_rerun_at_its_point(sweeps_env, tmp_path, monkeypatch):
+    """A worker killed between ask and suggest leaves a RUNNING trial with a grid point but no params;
+    once stale, that point is queued again (not an empty enqueue, which GridSampler rejects)."""
+    fake_trainer(monkeypatch)
+    (sweeps_env / "g.yaml").write_text(GRID)
+    spec, user = load_spec("g", [f"sweep.dir={tmp_path / 'g'}", "sweep.heartbeat_s=0.1", "sweep.stale_after_s=1"])
+    study, storage = open_study(spec)
+    dead = study.ask()  # grid point 0 assigned, nothing suggested
+    storage.set_trial_system_attr(dead._trial_id, HEARTBEAT_ATTR, time.time() - 60)
+    run_action(spec, "run", user, echo=lambda s: None)
+    study, _ = open_study(spec, create=False)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["seed"] for t in complete) == [0, 1, 2, 3]
+    assert study.trials[0].user_attrs["fail_kind"] == "stale" and study.trials[0].params == {}
+    assert [t.user_attrs.get("retry_of") for t in complete] == [0, None, None, None]
+
+
 def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -161,7 +178,7 @@ def test_killed_grid_worker_restarts_without_repeating_finished_points(tmp_path,
     (tmp_path / "sweeps" / "seeds.yaml").write_text(GRID)
     env = {**os.environ, "AGEBENCH_SWEEPS_DIR": str(tmp_path / "sweeps"), "OMP_NUM_THREADS": "1"}
     args = [*AGEBENCH, "sweep", "sweep=seeds", *FAST, f"cache_dir={cache_dir}", f"sweep.dir={tmp_path / 'seeds'}",
-            "sweep.heartbeat_s=0.5", "sweep.stale_after_s=2"]
+            "sweep.heartbeat_s=0.5", "sweep.stale_after_s=15"]
     db = tmp_path / "seeds" / "study.db"
 
     def trials():
@@ -182,9 +199,9 @@ def test_killed_grid_worker_restarts_without_repeating_finished_points(tmp_path,
     finished_before = {t.number: t.params["seed"] for t in before if t.state == TrialState.COMPLETE}
     assert finished_before and first.returncode == -signal.SIGKILL
 
-    # A worker that starts within sweep.stale_after_s of the dead worker's last heartbeat still sees
-    # its trial as RUNNING (budget taken) and may stop one point short; wait out the stale window.
-    time.sleep(3)
+    # Restarted at once, well within sweep.stale_after_s (15 s) of the dead worker's last heartbeat: the
+    # new worker runs the other points, then waits for the dead trial to go stale and reruns it (were
+    # those points slower than 15 s, it would reap the trial before it asks instead).
     second = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
     after = trials()

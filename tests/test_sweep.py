@@ -9,6 +9,7 @@ milliseconds; the `slow` tests train for real (tiny synthetic data, trainer=debu
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -26,7 +27,7 @@ from agebench.sweep import check, load_spec, multirun_command, run_action
 from agebench.sweeps.driver import StudyStopped, count_trials, open_study
 from agebench.sweeps.source import forwarded_overrides, merge_overrides
 from agebench.sweeps.space import parse_space
-from agebench.sweeps.storage import HEARTBEAT_ATTR, journal_path, open_storage
+from agebench.sweeps.storage import HEARTBEAT_ATTR, WORKER, heartbeat, journal_path, open_storage, worker_id
 
 AGEBENCH = [sys.executable, "-m", "agebench.cli"]
 # A trial in a few seconds: 80 tiny synthetic faces, 2 folds, 1 epoch of 2 batches.
@@ -359,6 +360,86 @@ def test_stale_trials_of_dead_workers_are_failed_and_rerun(sweeps_env, tmp_path,
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == first.params
     counts = count_trials(study.trials)
     assert counts.by_state["COMPLETE"] == 3 and counts.budget_used == 3 and counts.retried == 1
+
+
+WAIT = ["sweep.heartbeat_s=0.2", "sweep.stale_after_s=1.5"]  # looks dead after 0.4 s, stale after 1.5 s
+
+
+def _other_trial(spec, worker: str | None, beat: float | None):
+    """A RUNNING trial of another worker, with its last heartbeat at `beat` (None: no heartbeat record)."""
+    study, storage = open_study(spec)
+    trial = study.ask()
+    trial.suggest_float("loss.gamma", 0.0, 1.0)
+    if worker is not None:
+        storage.set_trial_user_attr(trial._trial_id, WORKER, worker)
+    if beat is not None:
+        storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, beat)
+    return study, storage, trial
+
+
+@pytest.mark.parametrize("beat", ["old", "none"])
+def test_a_worker_waits_for_a_dead_workers_trial_instead_of_stopping_short(sweeps_env, tmp_path, monkeypatch,
+                                                                          caplog, beat):
+    """Another worker asks a trial and dies while this one runs its first; the budget is then spent but
+    for that dead trial (heartbeat old but not yet stale, or no heartbeat at all, counted from its
+    start): this worker waits for it to go stale and reruns it rather than stopping one trial short."""
+    import agebench.train
+
+    caplog.set_level(logging.INFO, logger="agebench.sweep")
+    fake_trainer(monkeypatch, lambda cfg, k: cfg.loss.gamma)
+    spec, user = study_spec(sweeps_env, tmp_path, n=3, extra=WAIT)
+    fake = agebench.train.run_experiment
+
+    def first_trial_meets_a_dying_worker(cfg, output_dir, extra_record=None, **kwargs):
+        if extra_record["trial"] == 0:
+            _other_trial(spec, "deadhost:1", time.time() - 0.6 if beat == "old" else None)
+            if beat == "none":
+                time.sleep(0.6)  # older than 2 × heartbeat_s, younger than stale_after_s
+        return fake(cfg, output_dir, extra_record=extra_record, **kwargs)
+
+    monkeypatch.setattr(agebench.train, "run_experiment", first_trial_meets_a_dying_worker)
+    t0 = time.time()
+    tally = run_action(spec, "run", user, echo=lambda s: None)
+    assert time.time() - t0 < 10
+    assert tally["complete"] == 3  # trials 0 and 2, then the dead trial's parameters
+    study, _ = open_study(spec, create=False)
+    counts = count_trials(study.trials)
+    assert counts.by_state == {"FAIL": 1, "COMPLETE": 3} and counts.budget_used == 3 and counts.retried == 1
+    assert study.trials[1].user_attrs["fail_kind"] == "stale"
+    assert [t.user_attrs.get("retry_of") for t in study.trials] == [None, None, None, 1]
+    assert "waiting for trial 1 (no heartbeat for" in caplog.text
+
+
+def test_a_worker_does_not_wait_for_live_or_own_trials(sweeps_env, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="agebench.sweep")
+    fake_trainer(monkeypatch, lambda cfg, k: cfg.loss.gamma)
+    spec, user = study_spec(sweeps_env, tmp_path, n=3, extra=["sweep.heartbeat_s=0.2", "sweep.stale_after_s=30"])
+    _, storage, live = _other_trial(spec, "livehost:2", None)
+    _other_trial(spec, worker_id(), time.time() - 0.6)  # "this worker's" own (e.g. a crashed in-process run)
+    t0 = time.time()
+    with heartbeat(storage, live._trial_id, 0.2):  # a live worker beating in the background
+        tally = run_action(spec, "run", user, echo=lambda s: None)
+        assert time.time() - t0 < 10  # exited without waiting (a wait would last until stale, 30 s)
+    assert tally["complete"] == 1
+    study, _ = open_study(spec, create=False)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.RUNNING, TrialState.COMPLETE]
+    assert "waiting for trial" not in caplog.text
+
+
+def test_the_wait_for_a_dead_trial_is_bounded(sweeps_env, tmp_path, monkeypatch, caplog):
+    """Even if a dead-looking trial is never reaped, the worker stops waiting for it (safety net)."""
+    import agebench.sweeps.driver as driver
+
+    caplog.set_level(logging.INFO, logger="agebench.sweep")
+    fake_trainer(monkeypatch, lambda cfg, k: cfg.loss.gamma)
+    monkeypatch.setattr(driver, "fail_stale_trials", lambda *args: [])
+    spec, user = study_spec(sweeps_env, tmp_path, n=2, extra=WAIT)
+    _other_trial(spec, "deadhost:1", time.time() - 0.6)
+    t0 = time.time()
+    tally = run_action(spec, "run", user, echo=lambda s: None)
+    assert 1.5 <= time.time() - t0 < 10  # stale_after_s + 2 × heartbeat_s of waiting, then it gives up
+    assert tally["complete"] == 1
+    assert "waiting for trial 0" in caplog.text and "not waiting longer" in caplog.text
 
 
 def test_an_interrupted_worker_requeues_its_trial(sweeps_env, tmp_path, monkeypatch):

@@ -9,6 +9,12 @@ objective. Any number of workers, on one machine or many, may run this loop on t
   ones of every worker; it is checked before each ask, so workers that ask in the same instant may
   overshoot it by at most (workers − 1) trials. Trials failed because their worker died or was
   interrupted are requeued and not counted; neither are discarded grid duplicates.
+* **Dead workers' trials.** A worker that finds the budget spent does not exit while another
+  worker's RUNNING trial looks dead (no heartbeat for over 2 × `sweep.heartbeat_s`) and the budget
+  would not be spent without the dead-looking trials: it waits until each finishes, beats again or
+  is silent for `sweep.stale_after_s` — then it is failed as stale, requeued, and this worker runs
+  it. Live trials of other workers (fresh heartbeats) are never waited on, and neither are this
+  worker's own; each trial is waited on for at most about `sweep.stale_after_s`.
 * **Pruning.** Single-objective studies with a pruner report, after each fold, the running fold mean
   of the objective (`trial.report(value, step=fold)`); a pruned trial ends as PRUNED.
 * **Failures.** A fold that raises or diverges, a config that does not compose, or an objective the
@@ -43,6 +49,7 @@ from agebench.sweeps.storage import (
     display_url,
     fail_stale_trials,
     heartbeat,
+    last_sign_of_life,
     open_storage,
     requeue,
     worker_id,
@@ -157,12 +164,18 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
     echo(f"agebench sweep: study {spec.study_name!r} in {display_url(spec.storage_url())}; "
          f"budget {spec.n_trials} trials; worker {me}")
     tally = {"ran": 0, "complete": 0, "pruned": 0, "failed": 0}
+    dead_wait = _DeadTrialWait(spec, me)
     with _sigterm_as_interrupt():
         while True:
             fail_stale_trials(study, storage, spec.stale_after_s)
-            counts = count_trials(study.get_trials(deepcopy=False))
+            trials = study.get_trials(deepcopy=False)
+            counts = count_trials(trials)
             if counts.budget_used >= spec.n_trials:
-                break
+                pause = dead_wait.pause(trials, counts)
+                if pause is None:
+                    break
+                time.sleep(pause)
+                continue
             if spec.max_failures is not None and counts.failures >= spec.max_failures:
                 raise StudyStopped(f"study {spec.study_name!r} stopped: {counts.failures} failed trials reached "
                                    f"sweep.max_failures={spec.max_failures}; see `agebench sweep sweep={spec.name} "
@@ -181,6 +194,53 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
          f"{tally['pruned']} pruned, {tally['failed']} failed); study {spec.study_name!r} has "
          f"{counts.budget_used}/{spec.n_trials} trials: {_state_text(counts)}")
     return tally
+
+
+class _DeadTrialWait:
+    """Whether a worker that finds the budget spent should wait for other workers' dead-looking trials.
+
+    It waits only while the budget would not be spent without the RUNNING trials of other workers
+    that look dead (silent for over 2 × sweep.heartbeat_s): those either finish, beat again, or go
+    stale after sweep.stale_after_s and are requeued by `fail_stale_trials` for this worker to run.
+    A trial without any heartbeat counts from its start (`last_sign_of_life`). As a safety net, each
+    trial is waited on for at most sweep.stale_after_s + 2 × sweep.heartbeat_s (it is reaped before
+    that unless, say, its heartbeat is dated in the future), so the wait always ends."""
+
+    def __init__(self, spec: SweepSpec, me: str):
+        self.spec, self.me = spec, me
+        self.since: dict[int, float] = {}   # trial number → when this worker began waiting for it
+        self.given_up: set[int] = set()
+
+    def pause(self, trials, counts: Counts) -> float | None:
+        """Seconds to sleep before looking again, or None to exit now."""
+        from optuna.trial import TrialState
+
+        spec, now = self.spec, time.time()
+        give_up_after = spec.stale_after_s + 2 * spec.heartbeat_s
+        suspects = []   # (trial, seconds silent)
+        for t in trials:
+            if t.state != TrialState.RUNNING or t.number in self.given_up or t.user_attrs.get(WORKER) == self.me:
+                continue  # never wait for this worker's own trial
+            silent = now - last_sign_of_life(t)
+            if silent <= 2 * spec.heartbeat_s:
+                self.since.pop(t.number, None)
+                continue  # a live worker's trial: it counts, and this worker need not wait for it
+            if now - self.since.get(t.number, now) > give_up_after:
+                log.warning("trial %d still RUNNING after waiting %.0f s for it to go stale; not waiting longer",
+                            t.number, now - self.since[t.number])
+                self.given_up.add(t.number)
+                continue
+            suspects.append((t, silent))
+        if not suspects or counts.budget_used - len(suspects) >= spec.n_trials:
+            return None  # nothing to wait for, or the budget is spent even without the dead-looking trials
+        for t, silent in suspects:
+            if t.number not in self.since:
+                self.since[t.number] = now
+                log.info("waiting for trial %d (no heartbeat for %.1f s) to go stale or finish; its worker %s "
+                         "looks dead (sweep.stale_after_s=%g)", t.number, silent, t.user_attrs.get(WORKER, "?"),
+                         spec.stale_after_s)
+        until_stale = spec.stale_after_s - max(silent for _, silent in suspects) + 0.05
+        return max(0.05, min(spec.heartbeat_s, spec.stale_after_s / 4, until_stale))
 
 
 @contextmanager

@@ -160,7 +160,22 @@ def fail_stale_trials(study, storage, stale_after_s: float) -> list[int]:
     return reaped
 
 
+# GridSampler's system attrs naming a trial's grid point; set at ask time, before any parameter
+GRID_ATTRS = ("grid_id", "search_space")
+
+
 def requeue(study, trial) -> None:
-    """Queue a trial's parameters again (a WAITING trial the next ask picks up first)."""
+    """Queue a trial's parameters again (a WAITING trial the next ask picks up first).
+
+    A grid trial also keeps its grid point: a worker killed between ask and suggest leaves a trial
+    without parameters (GridSampler rejects an enqueued trial that lacks some), and GridSampler
+    already counts that point as visited once the trial has failed."""
+    from optuna.trial import TrialState, create_trial
+
     origin = trial.user_attrs.get(RETRY_OF, trial.number)
-    study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: origin})
+    grid = {k: trial.system_attrs[k] for k in GRID_ATTRS if k in trial.system_attrs}
+    if not grid:
+        study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: origin})
+        return
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": dict(trial.params), **grid},
+                                 user_attrs={RETRY_OF: origin}))
