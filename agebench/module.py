@@ -56,9 +56,16 @@ class MultiTaskModule(pl.LightningModule):
 
     # ---- data on the device -------------------------------------------------------------------
     def on_train_epoch_start(self):
-        # reseeding per epoch keeps augmentation reproducible, also after a resume from a checkpoint
+        # Every random draw of an epoch is a function of (seed, epoch): augmentation from its own generator
+        # (here), data order from the sampler's set_epoch, dropout and other global-RNG draws from the reseed
+        # at the epoch's first batch. A fold resumed from epoch k's checkpoint then equals an uninterrupted one.
         self._aug_generator.manual_seed(self.seed * 100_003 + self.current_epoch)
         self._reset_train_sums()
+
+    def on_train_batch_start(self, batch, batch_idx):
+        if batch_idx == 0:  # after the loader's iterator is made: creating it draws from the global RNG, and
+            # a resumed run creates its iterators at other points than an uninterrupted one
+            torch.manual_seed(self.seed * 7_919 + self.current_epoch)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
         images, targets = batch

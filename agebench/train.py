@@ -345,10 +345,19 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
                                 num_workers=int(cfg.data.num_workers), seed=int(cfg.seed), pin_memory=on_gpu)
 
     monitor, mode = str(cfg.early_stopping.monitor), str(cfg.early_stopping.mode)
+    # Two checkpoints. best.ckpt: weights only (what testing needs; a third of LMTCNN's 90 MB with AdamW
+    # state), written when the monitor improves. last.ckpt: full training state, written EVERY epoch so a
+    # killed fold resumes from its latest epoch. (Lightning ≥ 2.6 writes `save_last=True` only alongside
+    # a top-k save, i.e. at the best epoch: a resume would redo every epoch since.)
+    async_writes = bool(cfg.trainer.get("async_checkpoint"))
     checkpoint = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                                 save_top_k=1, save_last=True, auto_insert_metric_name=False)
+                                 save_top_k=1, save_weights_only=True, auto_insert_metric_name=False,
+                                 enable_version_counter=False)
+    latest = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             auto_insert_metric_name=False, enable_version_counter=False)
     history = HistoryCallback()
-    callbacks = [checkpoint, EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)), history]
+    callbacks = [checkpoint, latest, EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)),
+                 history]
     if os.environ.get(FAULT_ENV):
         callbacks.append(_KillAt(os.environ[FAULT_ENV], fold.index))
     logger = make_logger(cfg, cfg_dict, record, fold_dir)
@@ -376,7 +385,7 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
                         "channels_last": bool(t.channels_last), "threads": _threads(), "num_workers": int(cfg.data.num_workers),
                         "batch_size": int(cfg.data.batch_size), "deterministic": bool(t.deterministic),
                         "cudnn_benchmark": _cudnn_benchmark(t), "matmul_precision": t.get("matmul_precision"),
-                        "pin_memory": on_gpu},
+                        "pin_memory": on_gpu, "async_checkpoint": async_writes},
             **profile,
         }
         if logger and hasattr(logger, "experiment") and cfg.logger.name == "wandb":
@@ -402,6 +411,12 @@ def build_trainer(cfg, **overrides):
         limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
         limit_test_batches=t.get("limit_test_batches"),
     )
+    if t.get("async_checkpoint"):
+        # checkpoints are snapshotted (a device-side clone) and written by a background thread, so the next
+        # epoch does not wait for the disk; fit() waits for the last write before it returns
+        from lightning.pytorch.plugins.io import AsyncCheckpointIO
+
+        options["plugins"] = [AsyncCheckpointIO()]
     options.update(overrides)
     return pl.Trainer(**options)
 

@@ -283,6 +283,101 @@ def task_setup(cfg, records):
     return tasks, targets_for(tasks, records)
 
 
+class PlainLoop:
+    """The hand-written PyTorch side of the benchmarks: images preloaded as one uint8 tensor on the
+    device, indexed by a seeded permutation, the same device-side crop/flip/normalise and the same
+    task losses as agebench, no framework. `train_epoch` also does what agebench does once per epoch
+    (a loss check and the LR-schedule step), so both sides do the same work."""
+
+    def __init__(self, model: torch.nn.Module, tasks, weights: dict, images, targets: dict, image_size: int,
+                 batch: int, device: torch.device, channels_last: bool, precision: str, seed: int):
+        self.model = model.to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.tasks, self.weights, self.size, self.batch = list(tasks), dict(weights), int(image_size), int(batch)
+        self.device, self.channels_last, self.seed = device, bool(channels_last), int(seed)
+        self.images = torch.from_numpy(np.array(images)).to(device)
+        self.targets = {k: torch.from_numpy(v).to(device) for k, v in targets.items()}
+        self.autocast = autocast(precision, device)
+        self.scaler = torch.amp.GradScaler(device.type) if str(precision).startswith("16") else None
+
+    def train_epoch(self, epoch: int, optimizer, scheduler, rows=None) -> float:
+        """One training epoch over `rows` (default: every image); returns its seconds."""
+        from agebench.data.augment import random_crop_flip, to_float_nchw
+
+        rows = torch.arange(len(self.images)) if rows is None else torch.as_tensor(rows)
+        gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+        aug = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        self.model.train()
+        sync(self.device)
+        start = time.perf_counter()
+        order = rows[torch.randperm(len(rows), generator=gen)].to(self.device)
+        loss_sum = None
+        for i in range(0, len(order), self.batch):
+            idx = order[i:i + self.batch]
+            x = to_float_nchw(random_crop_flip(self.images[idx], self.size, aug), self.channels_last)
+            with self.autocast:
+                out = self.model(x)
+                loss = sum(self.weights[t.name] * t.loss(out[t.name], self.targets[t.name][idx]) for t in self.tasks)
+            optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:  # 16-mixed: loss scaling, as Lightning does
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        if loss_sum is not None and not math.isfinite(float(loss_sum)):
+            raise RuntimeError("plain loop diverged")
+        scheduler.step()
+        sync(self.device)
+        return time.perf_counter() - start
+
+    @torch.no_grad()
+    def evaluate(self, rows) -> tuple[float, dict[str, float]]:
+        """(mean weighted loss, {task/metric: value}) over `rows`, centre crops, the tasks' own metrics."""
+        from agebench.data.augment import center_crop, to_float_nchw
+
+        self.model.eval()
+        rows = torch.as_tensor(rows).to(self.device)
+        outputs: dict[str, list] = {t.name: [] for t in self.tasks}
+        loss_sum = 0.0
+        for i in range(0, len(rows), self.batch):
+            idx = rows[i:i + self.batch]
+            x = to_float_nchw(center_crop(self.images[idx], self.size), self.channels_last)
+            with self.autocast:
+                out = self.model(x)
+                loss = sum(self.weights[t.name] * t.loss(out[t.name], self.targets[t.name][idx]) for t in self.tasks)
+            loss_sum = loss_sum + loss.float() * len(idx)
+            for t in self.tasks:
+                outputs[t.name].append(out[t.name].float())
+        metrics = {}
+        for t in self.tasks:
+            output = torch.cat(outputs[t.name]).cpu()
+            target = self.targets[t.name][rows].cpu()
+            metrics.update({f"{t.name}/{k}": v for k, v in t.metrics(output, target).items()})
+        return float(loss_sum) / max(1, len(rows)), metrics
+
+
+def same_optimizer(reference: torch.optim.Optimizer, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """A fresh optimizer of the reference's class and hyper-parameters over `model`'s parameters."""
+    import inspect
+
+    accepted = inspect.signature(type(reference).__init__).parameters
+    defaults = {k: v for k, v in reference.defaults.items() if k in accepted}
+    return type(reference)(model.parameters(), **defaults)
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context a Lightning `precision` string implies."""
+    if precision.startswith("bf16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision.startswith("16"):
+        return torch.autocast(device.type, dtype=torch.float16)
+    return torch.autocast(device.type, enabled=False)
+
+
 # ------------------------------------------------------------------------------------------------
 # output
 # ------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ The two run interleaved in one process — plain epoch k runs right before agebe
 callback, outside agebench's timing) — so machine load hits both alike. Epoch 0 of each is warm-up;
 the ratio is the median over the measured epochs of plain_time / agebench_time (= agebench images/s
 ÷ plain images/s). Validation and checkpointing are off in both (a fold also validates and saves
-last.ckpt each epoch: the checkpoint cost is reported on its own). Target: ratio ≥ 0.95.
+checkpoints each epoch: benchmarks/fold_overhead.py times whole folds). Target: ratio ≥ 0.95.
 
     python benchmarks/train_overhead.py [--quick] [--models lmtcnn_1_1,lightweight_joint] [--batch 64]
 """
@@ -97,7 +97,6 @@ def run_model(name: str, device, batch: int, n_images: int, reps: int, trainer_g
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import Callback
 
-    from agebench.data.augment import random_crop_flip, to_float_nchw
     from agebench.data.datamodule import FaceDataModule
     from agebench.data.protocols import Fold
     from agebench.module import MultiTaskModule
@@ -127,44 +126,9 @@ def run_model(name: str, device, batch: int, n_images: int, reps: int, trainer_g
                                 seed=seed, pin_memory=on_gpu)
 
     # ---- plain PyTorch: preloaded tensors, hand-written loop --------------------------------------
-    plain_model = plain_model.to(device)
-    if channels_last:
-        plain_model = plain_model.to(memory_format=torch.channels_last)
-    all_images = torch.from_numpy(np.array(images)).to(device)
-    all_targets = {k: torch.from_numpy(v).to(device) for k, v in targets.items()}
-    weights = dict(module.weights)
-    autocast = _autocast(precision, device)
-    scaler = torch.amp.GradScaler(device.type) if precision.startswith("16") else None
+    plain_loop = common.PlainLoop(plain_model, tasks, module.weights, images, targets, size, batch, device,
+                                  channels_last, precision, seed)
     plain = {"times": []}
-
-    def plain_epoch(epoch: int, optimizer, scheduler) -> float:
-        gen = torch.Generator().manual_seed(seed * 7919 + epoch)
-        aug = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        plain_model.train()
-        common.sync(device)
-        start = time.perf_counter()
-        order = torch.randperm(n_images, generator=gen).to(device)
-        loss_sum = None
-        for i in range(0, n_images, batch):
-            idx = order[i:i + batch]
-            x = to_float_nchw(random_crop_flip(all_images[idx], size, aug), channels_last)
-            with autocast:
-                out = plain_model(x)
-                loss = sum(weights[t.name] * t.loss(out[t.name], all_targets[t.name][idx]) for t in tasks)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:  # 16-mixed: loss scaling, as Lightning does
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-        if not math.isfinite(float(loss_sum)):
-            raise RuntimeError("plain loop diverged")
-        scheduler.step()
-        common.sync(device)
-        return time.perf_counter() - start
 
     class Interleave(Callback):
         """Runs plain epoch k just before agebench epoch k and times agebench epochs start to start."""
@@ -182,9 +146,9 @@ def run_model(name: str, device, batch: int, n_images: int, reps: int, trainer_g
         def on_train_epoch_start(self, trainer, pl_module):
             self._close()
             if self._plain_opt is None:  # the same optimizer agebench configured, built by hand
-                self._plain_opt = _same_optimizer(trainer.optimizers[0], plain_model)
+                self._plain_opt = common.same_optimizer(trainer.optimizers[0], plain_loop.model)
                 self._plain_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._plain_opt, T_max=epochs)
-            plain["times"].append(plain_epoch(trainer.current_epoch, self._plain_opt, self._plain_sched))
+            plain["times"].append(plain_loop.train_epoch(trainer.current_epoch, self._plain_opt, self._plain_sched))
             common.sync(device)
             self._start = time.perf_counter()
 
@@ -296,23 +260,6 @@ def _tiny_model(tasks, size: int) -> torch.nn.Module:
 
     return MultiTaskNet(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * size * size, 64)), tasks, size,
                         shared_fc=[64])
-
-
-def _same_optimizer(reference: torch.optim.Optimizer, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """A fresh optimizer of the reference's class and hyper-parameters over `model`'s parameters."""
-    import inspect
-
-    accepted = inspect.signature(type(reference).__init__).parameters
-    defaults = {k: v for k, v in reference.defaults.items() if k in accepted}
-    return type(reference)(model.parameters(), **defaults)
-
-
-def _autocast(precision: str, device):
-    if precision.startswith("bf16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision.startswith("16"):
-        return torch.autocast(device.type, dtype=torch.float16)
-    return torch.autocast(device.type, enabled=False)
 
 
 if __name__ == "__main__":

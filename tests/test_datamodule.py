@@ -56,6 +56,24 @@ def test_order_is_fixed_by_seed(tmp_path):
     assert order(1) != order(2)
 
 
+def test_order_is_a_function_of_seed_and_epoch(tmp_path):
+    """Lightning calls set_epoch before each epoch: epoch k's order must not depend on the epochs before
+    it, or a fold resumed from a checkpoint would see a different order than an uninterrupted one."""
+    images, targets = _cache(tmp_path)
+
+    def order(epoch, warm_up_epochs=0):
+        loader = FaceDataModule(images, targets, _fold(), batch_size=8, seed=1).train_dataloader()
+        for e in range(warm_up_epochs):  # iterate earlier epochs first, as an uninterrupted run does
+            loader.sampler.set_epoch(e)
+            list(loader)
+        loader.sampler.set_epoch(epoch)
+        return [tuple(_rows_of(b)) for b in loader]
+
+    assert order(2) == order(2, warm_up_epochs=2)
+    assert order(1) != order(2)
+    assert sorted(sum(order(3), ())) == sorted(_fold().train)
+
+
 def test_eval_loaders_are_sequential(tmp_path):
     images, targets = _cache(tmp_path)
     fold = _fold()

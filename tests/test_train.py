@@ -119,3 +119,31 @@ def test_kill_during_fold_then_resume(cli, tmp_path):
     assert (out / "results.jsonl").read_text().splitlines()[0] == fold0.splitlines()[0]
     # fold 1 resumed from the checkpoint written at the end of its epoch 0; fold 2 started fresh
     assert records[1]["resumed_from_epoch"] == 0 and records[2]["resumed_from_epoch"] is None
+
+    # and the resumed fold equals an uninterrupted one: data order, augmentation and dropout of an epoch
+    # depend on (seed, epoch) only, and last.ckpt holds the latest epoch's full state
+    clean_out = tmp_path / "clean"
+    clean = cli(*args[:-1], f"output_dir={clean_out}", "protocol.folds=[1]", env=env)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    uninterrupted = read_records(clean_out / "results.jsonl")[0]
+    assert uninterrupted["metrics"] == records[1]["metrics"]
+    assert records[1]["history"] == uninterrupted["history"][1:]  # the epoch trained after the resume
+
+
+def test_checkpoints_sync_and_async_give_the_same_fold(tiny_overrides, tmp_path):
+    """trainer.async_checkpoint (trainer=gpu's default) snapshots checkpoints and writes them from a
+    background thread: the fold ends with the same metrics and a last.ckpt of its final epoch."""
+    import torch
+
+    common = tiny_overrides + ["protocol.folds=[0]", "trainer.max_epochs=3"]
+    sync = run(common, tmp_path / "sync")
+    background = run([*common, "trainer.async_checkpoint=true"], tmp_path / "async")
+    assert sync["metrics"] == background["metrics"]
+    for name, flag in (("sync", False), ("async", True)):
+        record = read_records(tmp_path / name / "results.jsonl")[0]
+        assert record["trainer"]["async_checkpoint"] is flag
+        checkpoints = tmp_path / name / "fold_0" / "checkpoints"
+        best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
+        assert best["state_dict"] and "optimizer_states" not in best  # weights only: testing needs no more
+        last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+        assert last["epoch"] == 2 and last["optimizer_states"]  # every epoch, full state: resume from the latest

@@ -17,7 +17,7 @@ import os
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from agebench.data.protocols import Fold
 
@@ -67,6 +67,27 @@ def _whole_file_memmap(array) -> bool:
         return False
 
 
+class EpochShuffledBatches(Sampler):
+    """Shuffled batches whose order is a function of (seed, epoch) alone. Lightning calls `set_epoch`
+    before each epoch, so a fold resumed from epoch k's checkpoint sees the same order in epoch k+1 as
+    an uninterrupted run (a generator seeded once would restart from epoch 0's order)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed, self.epoch = int(n), int(batch_size), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        for start in range(0, self.n, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+    def __len__(self) -> int:
+        return (self.n + self.batch_size - 1) // self.batch_size
+
+
 class FaceDataModule(pl.LightningDataModule):
     def __init__(self, images: np.ndarray, targets: dict[str, np.ndarray], fold: Fold, batch_size: int,
                  num_workers: int = 0, seed: int = 0, pin_memory: bool = False, eval_batch_size: int | None = None):
@@ -81,8 +102,7 @@ class FaceDataModule(pl.LightningDataModule):
     def _loader(self, rows: np.ndarray, train: bool) -> DataLoader:
         dataset = BatchSlices(self.images, self.targets, rows)
         if train:
-            generator = torch.Generator().manual_seed(self.seed)  # fixes the data order
-            sampler = BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, drop_last=False)
+            sampler = EpochShuffledBatches(len(dataset), self.batch_size, self.seed)
         else:
             sampler = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
