@@ -400,6 +400,8 @@ def build_trainer(cfg, **overrides):
     for many small runs: no progress bar, model summary or sanity validation; `overrides` win."""
     import lightning.pytorch as pl
 
+    from agebench.checkpointing import checkpoint_plugins
+
     t = cfg.trainer
     options = dict(
         accelerator=str(t.accelerator), devices=t.devices, strategy=str(t.strategy), precision=str(t.precision),
@@ -411,12 +413,7 @@ def build_trainer(cfg, **overrides):
         limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
         limit_test_batches=t.get("limit_test_batches"),
     )
-    if t.get("async_checkpoint"):
-        # checkpoints are snapshotted (a device-side clone) and written by a background thread, so the next
-        # epoch does not wait for the disk; fit() waits for the last write before it returns
-        from lightning.pytorch.plugins.io import AsyncCheckpointIO
-
-        options["plugins"] = [AsyncCheckpointIO()]
+    options["plugins"] = checkpoint_plugins(t)  # direct atomic writes; background ones with async_checkpoint
     options.update(overrides)
     return pl.Trainer(**options)
 
