@@ -16,13 +16,25 @@ from agebench.paths import PROJECT_ROOT
 NON_SEMANTIC_KEYS = ("output_dir", "cache_dir", "logger", "hydra", "summary_table", "variants", "sweep_context")
 
 
+# How a run executes, not what it computes (dotted paths): out of the hash, so an unfinished run can
+# resume with more loader workers, another thread count or background checkpoint writes. Which folds a
+# command runs is out too: `protocol.folds=[0]` then `protocol.folds=[0,1]` resume into one experiment.
+EXECUTION_ONLY_KEYS = ("protocol.folds", "data.num_workers", "data.render_workers", "trainer.threads",
+                       "trainer.async_checkpoint", "trainer.log_every_n_steps", "trainer.progress_bar", "profile")
+
+
 def config_hash(cfg_dict: dict) -> str:
-    """Hash of what determines a fold's numbers. Which folds a command runs (protocol.folds) is not
-    part of it, so `protocol.folds=[0]` then `protocol.folds=[0,1]` resume into one experiment."""
-    semantic = {k: v for k, v in cfg_dict.items() if k not in NON_SEMANTIC_KEYS}
-    if isinstance(semantic.get("protocol"), dict):
-        semantic["protocol"] = {k: v for k, v in semantic["protocol"].items() if k != "folds"}
-    blob = json.dumps(semantic, sort_keys=True, default=str)
+    """Hash of what determines a fold's numbers (the config less NON_SEMANTIC_KEYS and EXECUTION_ONLY_KEYS)."""
+    # a JSON round trip is a deep copy: the caller's dict stays untouched
+    semantic = json.loads(json.dumps({k: v for k, v in cfg_dict.items() if k not in NON_SEMANTIC_KEYS}, default=str))
+    for dotted in EXECUTION_ONLY_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = semantic
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    blob = json.dumps(semantic, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -170,6 +170,10 @@ def test_output_does_not_depend_on_batching_or_subject_count(small):
     images, labels = synthetic._generate(_spec(), batch_size=5)
     assert np.array_equal(images, small[0])
     pd.testing.assert_frame_equal(labels, small[1])
+    # nor on how many threads render the batches
+    threaded, threaded_labels = synthetic._generate(_spec(), batch_size=5, workers=3)
+    assert np.array_equal(threaded, small[0])
+    pd.testing.assert_frame_equal(threaded_labels, small[1])
     # subject i renders the same whatever the total number of subjects
     fewer_images, fewer_labels = generate(_spec(n_subjects=4))
     assert np.array_equal(fewer_images, small[0][:12])

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from omegaconf import OmegaConf
 
 from agebench.config import compose_config
 from agebench.errors import LeakageError, UserError
@@ -57,6 +58,25 @@ def test_different_config_in_same_dir_is_refused(tiny_overrides, tmp_path):
     run(tiny_overrides + ["protocol.folds=[0]"], out)
     with pytest.raises(UserError, match="different config"):
         run(tiny_overrides + ["protocol.folds=[0]", "optim.lr=0.5"], out)
+
+
+def test_config_hash_ignores_how_a_run_executes():
+    """More loader workers, another thread count, background checkpoint writes or another fold subset
+    continue the same experiment; a different learning rate is a different one."""
+    import copy
+
+    from agebench.provenance import config_hash
+
+    cfg = compose_config(["trainer=debug"])
+    base = OmegaConf.to_container(cfg, resolve=True)
+    untouched = copy.deepcopy(base)
+    executed_elsewhere = compose_config(["trainer=debug", "data.num_workers=4", "trainer.threads=2",
+                                         "trainer.async_checkpoint=true", "protocol.folds=[1]",
+                                         "profile.latency_iters=3"])
+    assert config_hash(base) == config_hash(OmegaConf.to_container(executed_elsewhere, resolve=True))
+    assert base == untouched  # the record's config keeps every key
+    other = compose_config(["trainer=debug", "optim.lr=0.5"])
+    assert config_hash(base) != config_hash(OmegaConf.to_container(other, resolve=True))
 
 
 def test_leaking_subjects_fails_before_training(tiny_overrides, tmp_path):

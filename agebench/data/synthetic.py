@@ -142,12 +142,14 @@ class SyntheticSpec:
         return self.n_subjects * self.images_per_subject
 
 
-def generate(spec: SyntheticSpec) -> tuple[np.ndarray, pd.DataFrame]:
+def generate(spec: SyntheticSpec, workers: int | None = 1) -> tuple[np.ndarray, pd.DataFrame]:
     """images: uint8 array (N, H, W, 3) C-contiguous; labels: DataFrame with N rows and columns
     subject (str, e.g. 's00042'), age (float years), gender (int 0 male / 1 female), race (int 0..4:
     UTKFace's White, Black, Asian, Indian, Others), image (str, a stable id like 's00042_2').
-    Rows are ordered subject by subject."""
-    return _generate(spec, batch_size=_BATCH)
+    Rows are ordered subject by subject. `workers` threads render batches at once (None: one per
+    core, at most 8: each holds ~0.45 GB of float32 canvases at 256 px); the images are the same
+    whatever the count. 256-px faces: ~0.05 s each on one core, 1.7× faster on two."""
+    return _generate(spec, batch_size=_BATCH, workers=workers)
 
 
 def generate_labels(spec: SyntheticSpec) -> pd.DataFrame:
@@ -155,18 +157,39 @@ def generate_labels(spec: SyntheticSpec) -> pd.DataFrame:
     return _labels(spec, _draw_images(spec, _draw_subjects(spec)), _image_keys(spec))
 
 
-def _generate(spec: SyntheticSpec, batch_size: int) -> tuple[np.ndarray, pd.DataFrame]:
+def _generate(spec: SyntheticSpec, batch_size: int, workers: int | None = 1) -> tuple[np.ndarray, pd.DataFrame]:
     subjects = _draw_subjects(spec)
     params = _draw_images(spec, subjects)
     keys = _image_keys(spec)
     size = spec.image_size
     images = np.empty((spec.n_images, size, size, 3), dtype=np.uint8)
-    for start in range(0, spec.n_images, batch_size):
+
+    def render(start: int) -> None:  # a batch depends only on its own parameters and noise keys
         stop = min(start + batch_size, spec.n_images)
         batch = {name: value[start:stop] for name, value in params.items()}
         noise = _noise_fields(spec.seed, keys[start:stop], size)
         images[start:stop] = _render_batch(batch, noise, size)
+
+    starts = range(0, spec.n_images, batch_size)
+    workers = max(1, min(int(workers or min(8, _available_cores())), len(starts)))
+    if workers == 1:
+        for start in starts:
+            render(start)
+    else:  # numpy releases the GIL inside its element-wise loops over whole (B, S, S) arrays: threads scale
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="agebench-render") as pool:
+            list(pool.map(render, starts))
     return images, _labels(spec, params, keys)
+
+
+def _available_cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ DUPLICATE_CONFIG = {
 
 # config paths (prefixes) that say where/how a run executed, not what it is
 IGNORED_CONFIG = (
-    "config.output_dir", "config.cache_dir", "config.data.root", "config.data.num_workers",
+    "config.output_dir", "config.cache_dir", "config.data.root", "config.data.num_workers", "config.data.render_workers",
+    "config.trainer.async_checkpoint", "config.trainer.progress_bar",
     "config.protocol.folds", "config.logger", "config.hydra", "config.summary_table", "config.profile",
     "config.trainer.accelerator", "config.trainer.devices", "config.trainer.strategy",
     "config.trainer.threads", "config.trainer.log_every_n_steps", "config.trainer.deterministic",

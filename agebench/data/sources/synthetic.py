@@ -37,7 +37,8 @@ class Synthetic(DatasetSource):
     def render(self, data_cfg):
         from agebench.data.synthetic import generate
 
-        return generate(synthetic_spec(data_cfg))
+        workers = data_cfg.get("render_workers")
+        return generate(synthetic_spec(data_cfg), workers=int(workers) if workers else None)
 
     @staticmethod
     def _race_names():
