@@ -64,6 +64,17 @@ def setup(args) -> tuple[torch.device, int]:
     return device, threads
 
 
+def start(args, title: str, lightning: bool = False) -> tuple[torch.device, int, dict]:
+    """Threads and device from the arguments, the provenance every result line carries, and the header
+    line; `lightning` quiets Lightning's banners for scripts that train through it."""
+    device, threads = setup(args)
+    if lightning:
+        quiet_lightning()
+    meta = provenance(device, threads)
+    header(title, meta)
+    return device, threads, meta
+
+
 def quiet_lightning() -> None:
     """Lightning's banners and tips off, as `agebench train` has them."""
     import logging
@@ -113,6 +124,7 @@ def record_result(name: str, args, meta: dict, payload: dict) -> Path | None:
     path = RESULTS_DIR / f"{name}.jsonl"
     with open(path, "a") as fh:
         fh.write(json.dumps(row, default=_json_default) + "\n")
+    print(f"\n   appended to {path.relative_to(ROOT)}")
     return path
 
 

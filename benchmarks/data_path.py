@@ -85,9 +85,7 @@ def main() -> None:
                    help="side of the JPEG files (default: the cache's 256 px, i.e. pre-resized files); e.g. 816 for "
                         "Adience-sized originals, which the JPEG path then resizes to 256 every epoch")
     args = p.parse_args()
-    device, threads = common.setup(args)
-    meta = common.provenance(device, threads)
-    common.header("data_path: cached uint8 batches + device augmentation vs JPEG decoding every epoch", meta)
+    device, threads, meta = common.start(args, "data_path: cached uint8 batches + device augmentation vs JPEG decoding every epoch")
 
     from agebench.data.augment import random_crop_flip, to_float_nchw
     from agebench.data.datamodule import FaceDataModule
@@ -204,9 +202,7 @@ def main() -> None:
                "ratio_train_epoch": common.median(ratio_train), "loader_vs_model": headline,
                "jpeg_loader_vs_model": common.median(jpeg_vs_model), "target_loader_vs_model": TARGET_LOADER_VS_MODEL,
                "jpeg_mb": round(jpeg_mb, 2)}
-    path = common.record_result("data_path", args, meta, payload)
-    if path:
-        print(f"   appended to {path.relative_to(common.ROOT)}")
+    common.record_result("data_path", args, meta, payload)
     print(f"data_path ratios: JPEG ÷ cached epoch time = {common.median(ratio_data):.1f}× (data only), "
           f"{common.median(ratio_train):.2f}× (training epoch); cached loader ÷ model consumption = {headline:.1f}× "
           f"target ≥ {TARGET_LOADER_VS_MODEL:g} {common.verdict(headline, TARGET_LOADER_VS_MODEL)}")

@@ -31,10 +31,7 @@ def main() -> None:
     p.add_argument("--override", action="append", default=[], help="extra agebench override (repeatable)")
     p.add_argument("--target-minutes", type=float, default=TARGET_MINUTES)
     args = p.parse_args()
-    device, threads = common.setup(args)
-    common.quiet_lightning()
-    meta = common.provenance(device, threads)
-    common.header("end_to_end: a full k-fold agebench train run", meta)
+    device, threads, meta = common.start(args, "end_to_end: a full k-fold agebench train run", lightning=True)
 
     subjects = int(args.subjects or (100 if args.quick else 4000))
     epochs = int(args.epochs or (2 if args.quick else 50))
@@ -79,9 +76,7 @@ def main() -> None:
                "n_folds": args.folds, "at_target_size": at_target_size, "batch": args.batch,
                "num_workers": workers, "overrides": overrides,
                "trainer": records[0]["trainer"] if records else None, "folds": folds}
-    path = common.record_result("end_to_end", args, meta, payload)
-    if path:
-        print(f"   appended to {path.relative_to(common.ROOT)}")
+    common.record_result("end_to_end", args, meta, payload)
     verdict = common.verdict(args.target_minutes / minutes, 1.0) if at_target_size else "n/a (not the target's sizes)"
     print(f"end_to_end ratio (target {args.target_minutes:g} min ÷ measured {minutes:.2f} min): "
           f"{args.target_minutes / minutes:.3f} target ≥ 1 {verdict}")

@@ -49,10 +49,7 @@ def main() -> None:
     p.add_argument("--override", action="append", default=[],
                    help="extra override of agebench's config (repeatable), e.g. trainer.async_checkpoint=true")
     args = p.parse_args()
-    device, threads = common.setup(args)
-    common.quiet_lightning()
-    meta = common.provenance(device, threads)
-    common.header("fold_overhead: a whole agebench fold vs a hand-written train/validate/test loop", meta)
+    device, threads, meta = common.start(args, "fold_overhead: a whole agebench fold vs a hand-written train/validate/test loop", lightning=True)
 
     batch = int(args.batch or (32 if args.quick else 64))
     epochs = int(args.epochs or (3 if args.quick else 4))
@@ -122,9 +119,7 @@ def main() -> None:
                "projected_fold": {"epochs": n, "train_images": n_img, "val_images": n_val,
                                   "agebench_s": projected_seconds(a), "plain_s": projected_seconds(b)},
                "folds": {"agebench": agebench, "plain": plain}}
-    path = common.record_result("fold_overhead", args, meta, payload)
-    if path:
-        print(f"\n   appended to {path.relative_to(common.ROOT)}")
+    common.record_result("fold_overhead", args, meta, payload)
     print(f"fold_overhead ratio (plain ÷ agebench fold time, projected to {n} epochs × {n_img} images from this "
           f"run's parts; measured on {epochs}-epoch toy folds {ratio:.3f}): {projected:.3f} target ≥ {TARGET} "
           f"{common.verdict(projected, TARGET)}")

@@ -23,9 +23,7 @@ def main() -> None:
     p.add_argument("--sets", default="seed000,seed003,seed004", help="profile sets (conf/profile_set/<name>.yaml)")
     p.set_defaults(threads=1)
     args = p.parse_args()
-    device, threads = common.setup(args)
-    meta = common.provenance(device, threads)
-    common.header("latency: batch-1 and 10-crop forward latency per architecture", meta)
+    device, threads, meta = common.start(args, "latency: batch-1 and 10-crop forward latency per architecture")
 
     from omegaconf import OmegaConf
 
@@ -82,9 +80,7 @@ def main() -> None:
                             "ten_crop": levi["latency_oversample_ms"] / other["latency_oversample_ms"],
                             "paper": PAPER_SPEEDUP[name]}
     payload = {"iters": iters, "warmup": warmup, "rows": results, "speedups_vs_levi_hassner": ratios}
-    path = common.record_result("latency", args, meta, payload)
-    if path:
-        print(f"   appended to {path.relative_to(common.ROOT)}")
+    common.record_result("latency", args, meta, payload)
     parts = [f"Levi–Hassner ÷ {name}: {r['batch1']:.1f}× batch-1, {r['ten_crop']:.1f}× 10-crop (paper {r['paper']:.1f}×)"
              for name, r in ratios.items()]
     print("latency ratios: " + ("; ".join(parts) if parts else "n/a (Levi–Hassner or the compared model not in the sets)"))

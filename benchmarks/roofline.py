@@ -38,9 +38,7 @@ def main() -> None:
                    help="also time torch.compile'd models (channels_last; what trainer.compile=true gives; about a "
                         "minute of compiling on 2 cores). Default: on, off with --quick")
     args = p.parse_args()
-    device, threads = common.setup(args)
-    meta = common.provenance(device, threads)
-    common.header("roofline: achieved FLOP/s ÷ measured fp32 matmul FLOP/s", meta)
+    device, threads, meta = common.start(args, "roofline: achieved FLOP/s ÷ measured fp32 matmul FLOP/s")
 
     from agebench.profile import gmacs
 
@@ -99,9 +97,7 @@ def main() -> None:
                "matmul_gflops": peaks, "config_layout": config_layout, "samples": samples,
                "fraction": headline, "best": {k: {"fraction": v[0], "variant": v[1]} for k, v in best.items()},
                "targets": TARGETS, "top_ops": ops}
-    path = common.record_result("roofline", args, meta, payload)
-    if path:
-        print(f"\n   appended to {path.relative_to(common.ROOT)}")
+    common.record_result("roofline", args, meta, payload)
     print(f"roofline ratios ({config_layout}): inference {100 * headline['inference']:.1f}% of matmul "
           f"(target ≥ {100 * TARGETS['inference']:.0f}%) {common.verdict(headline['inference'], TARGETS['inference'])}; "
           f"training {100 * headline['training']:.1f}% (target ≥ {100 * TARGETS['training']:.0f}%) "

@@ -42,10 +42,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true",
                    help="also profile one agebench epoch of the first model (Lightning's SimpleProfiler: time per action)")
     args = p.parse_args()
-    device, threads = common.setup(args)
-    common.quiet_lightning()
-    meta = common.provenance(device, threads)
-    common.header("train_overhead: agebench training epoch vs a plain PyTorch loop", meta)
+    device, threads, meta = common.start(args, "train_overhead: agebench training epoch vs a plain PyTorch loop", lightning=True)
 
     batch = int(args.batch or (32 if args.quick else 64))
     n_images = int(args.images or batch * (6 if args.quick else 8))
@@ -85,9 +82,7 @@ def main() -> None:
         profile = profile_epoch(results[0]["model"], device, batch, n_images, trainer_group, args)
     payload = {"target": TARGET, "ratio": ratio, "batch": batch, "images_per_epoch": n_images, "reps": reps,
                "trainer": trainer_group, "skipped": skipped, "models": results, "profile": profile}
-    path = common.record_result("train_overhead", args, meta, payload)
-    if path:
-        print(f"\n   appended to {path.relative_to(common.ROOT)}")
+    common.record_result("train_overhead", args, meta, payload)
     worst = min(real, key=lambda r: r["ratio"])["model"] if real else "-"
     print(f"train_overhead ratio (agebench img/s ÷ plain img/s, worst model {worst}): {ratio:.3f} "
           f"target ≥ {TARGET} {common.verdict(ratio, TARGET)}")
