@@ -218,10 +218,10 @@ def test_storage_spellings(tmp_path):
     assert isinstance(open_storage(f"journal:{tmp_path}/j/a.journal"), JournalStorage)
     with pytest.raises(UserError, match="neither a database URL"):
         open_storage("my-study")
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:  # the URL is passed through to SQLAlchemy; without the driver: one clear line
-        with pytest.raises(UserError, match="psycopg2"):
+    import importlib.util
+
+    if not any(importlib.util.find_spec(m) for m in ("psycopg", "psycopg2")):  # no driver: one clear line
+        with pytest.raises(UserError, match=r"postgres.*psycopg"):
             open_storage("postgresql://user:secret@localhost:1/agebench")
 
 
@@ -546,18 +546,35 @@ def _worker(tmp_path: Path, name: str, overrides: list[str], log: str) -> subpro
                             stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
+POSTGRES_URL_ENV = "AGEBENCH_TEST_POSTGRES_URL"  # e.g. postgresql://agebench:agebench@localhost:5432/agebench_test
+
+
+def _storage_or_skip(kind: str, tmp_path: Path) -> str:
+    """The shared storage two workers use: a SQLite file, or (opt-in) a PostgreSQL server."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'pair' / 'study.db'}"
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"set {POSTGRES_URL_ENV} to a PostgreSQL database to test sweeps on a server (docs/sweeps.md)")
+    pytest.importorskip("psycopg", reason='pip install -e ".[postgres]"')
+    return url
+
+
 @pytest.mark.slow
-def test_two_workers_share_one_study_budget(tmp_path, cache_dir):
-    write_study(tmp_path, "pair", "base: [tasks=age_gender, loss=gamma]\n"
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_workers_share_one_study_budget(kind, tmp_path, cache_dir):
+    url = _storage_or_skip(kind, tmp_path)
+    name = "pair" if kind == "sqlite" else f"pair_{os.getpid()}_{tmp_path.name}"  # a server outlives test runs
+    write_study(tmp_path, "pair", f"study_name: {name}\nbase: [tasks=age_gender, loss=gamma]\n"
                                   "params: {loss.gamma: 'interval(0, 1)'}\n"
                                   "objectives: {age/top1: maximize}\nsampler: {name: random, seed: 0}\n")
     overrides = [*FAST, "protocol.folds=[0]", f"cache_dir={cache_dir}", f"sweep.dir={tmp_path / 'pair'}",
-                 "sweep.n_trials=6"]
+                 "sweep.n_trials=6", f"sweep.storage={url}"]
     workers = [_worker(tmp_path, "pair", [*overrides, f"sweep.worker={i}"], f"worker{i}.log") for i in range(2)]
     for w in workers:
         assert w.wait(timeout=600) == 0, (tmp_path / "worker0.log").read_text()[-3000:] + (tmp_path / "worker1.log").read_text()[-3000:]
-    storage = open_storage(f"sqlite:///{tmp_path / 'pair' / 'study.db'}")
-    study = optuna.load_study(study_name="pair", storage=storage)
+    storage = open_storage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
     finished = [t for t in study.trials if t.state.is_finished()]
@@ -566,10 +583,11 @@ def test_two_workers_share_one_study_budget(tmp_path, cache_dir):
     assert len({t.user_attrs["worker"] for t in finished}) == 2  # both workers took part
     for t in finished:
         records = [json.loads(line) for line in (tmp_path / "pair" / f"trial_{t.number:04d}" / "results.jsonl").open()]
-        assert [(r["study"], r["trial"], r["fold"]) for r in records] == [("pair", t.number, 0)]
+        assert [(r["study"], r["trial"], r["fold"]) for r in records] == [(name, t.number, 0)]
     # status through the CLI
     env = {**os.environ, "AGEBENCH_SWEEPS_DIR": str(tmp_path / "sweeps")}
-    proc = subprocess.run([*AGEBENCH, "sweep", "sweep=pair", f"sweep.dir={tmp_path / 'pair'}", "action=status"],
+    proc = subprocess.run([*AGEBENCH, "sweep", "sweep=pair", f"sweep.dir={tmp_path / 'pair'}", f"sweep.storage={url}",
+                           "action=status"],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert f"COMPLETE {len(finished)}" in proc.stdout and "best trial" in proc.stdout and "loss.gamma" in proc.stdout

@@ -5,7 +5,7 @@
 * `null` — `sqlite:///<sweep.dir>/study.db`: one machine, a few workers;
 * `journal:<path>` (or any path ending in `.journal`) — Optuna's JournalStorage on a file: many
   machines on a shared filesystem (NFS, Lustre) without a database server;
-* any SQLAlchemy URL — `postgresql://user:pass@host:5432/db` (needs `psycopg2`), `mysql://...`,
+* any SQLAlchemy URL — `postgresql://user:pass@host:5432/db` (needs `psycopg`: `pip install -e ".[postgres]"`), `mysql://...`,
   `sqlite:///path.db`: many machines with a database server.
 
 A running trial records a heartbeat (a trial system attribute) every `sweep.heartbeat_s` from a
@@ -88,19 +88,34 @@ def open_storage(url: str):
         if db and db != ":memory:":
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 120}}
+    url = _with_postgres_driver(url)
     last_err: Exception | None = None
     for attempt in range(5):  # workers creating the same fresh database race on its tables
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except ImportError:
             scheme = url.split(":", 1)[0].split("+", 1)[0]
-            hint = {"postgresql": "pip install psycopg2-binary", "mysql": "pip install PyMySQL"}.get(scheme, "")
+            hint = {"postgresql": 'pip install -e ".[postgres]" (psycopg)', "mysql": "pip install PyMySQL"}.get(scheme, "")
             raise UserError(f"sweep.storage={display_url(url)} needs a {scheme} driver that is not installed"
                             + (f"; {hint}" if hint else "")) from None
         except Exception as err:  # OperationalError / IntegrityError while another worker creates tables
             last_err = err
             time.sleep(0.1 + random.random() * (attempt + 1))
     raise UserError(f"cannot open sweep.storage={display_url(url)}: {str(last_err).splitlines()[0]}")
+
+
+def _with_postgres_driver(url: str) -> str:
+    """`postgresql://` names no driver, and SQLAlchemy's default changed (psycopg2 up to 2.0, psycopg 3
+    from 2.1): pick whichever of the two is installed, psycopg 3 first."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    for module in ("psycopg", "psycopg2"):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{module}://{rest}"
+    return url  # RDBStorage's ImportError becomes the one-line hint above
 
 
 @contextmanager
