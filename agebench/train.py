@@ -124,18 +124,23 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
     existing = read_records(results_path)
     _check_same_config(existing, chash, out, extra_record)
     done = {r["fold"] for r in existing if r.get("status") == "ok" and _same_trial(r, extra_record)}
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    writer = _global_rank() == 0  # under DDP every rank trains each fold; rank 0 alone writes results
+    if writer:
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
     for fold in selected:
         if fold.index in done:
             log.info("fold %d already finished in %s; skipping", fold.index, results_path)
             continue
         record = run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold, out, extra_record)
-        append_record(results_path, record)
-        _write_summary(cfg, out, extra_record)  # after every fold, so a killed run keeps a true summary
+        if writer:
+            append_record(results_path, record)
+            _write_summary(cfg, out, extra_record)  # after every fold, so a killed run keeps a true summary
         if on_fold_end is not None:
             on_fold_end(fold.index, record)
 
+    if not writer:
+        return summarise([])
     summary = _write_summary(cfg, out, extra_record)
     if (print_table if print_table is not None else cfg.get("summary_table")):
         print(format_summary_table({cfg.get("variant") or cfg.experiment_name: summary}))
@@ -251,6 +256,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # DDP: every rank evaluates the whole set
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,7 +377,8 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics = {k: float(v) for k, v in module.last_metrics.get("test", {}).items()}
         predictions = fold_dir / "predictions.npz"
-        np.savez_compressed(predictions, **module.test_predictions)
+        if trainer.is_global_zero:
+            np.savez_compressed(predictions, **module.test_predictions)
         result = {
             "metrics": metrics,
             "val_metrics": {k: float(v) for k, v in module.last_metrics.get("val", {}).items()},
@@ -403,6 +410,7 @@ def build_trainer(cfg, **overrides):
     from agebench.checkpointing import checkpoint_plugins
 
     t = cfg.trainer
+    _check_ddp_launch(t)
     options = dict(
         accelerator=str(t.accelerator), devices=t.devices, strategy=str(t.strategy), precision=str(t.precision),
         max_epochs=int(t.max_epochs), min_epochs=int(t.get("min_epochs") or 1),
@@ -412,10 +420,26 @@ def build_trainer(cfg, **overrides):
         log_every_n_steps=int(t.log_every_n_steps), gradient_clip_val=t.get("gradient_clip_val"),
         limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
         limit_test_batches=t.get("limit_test_batches"),
+        # DDP: EpochShuffledBatches splits training batches across ranks itself, and every rank evaluates the
+        # whole validation/test set (exact metrics, identical on all ranks, so early stopping agrees)
+        use_distributed_sampler=False,
     )
     options["plugins"] = checkpoint_plugins(t)  # direct atomic writes; background ones with async_checkpoint
     options.update(overrides)
     return pl.Trainer(**options)
+
+
+def _global_rank() -> int:
+    """This process's rank under torchrun (RANK), else 0."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _check_ddp_launch(t) -> None:
+    """Lightning would re-run `sys.argv` to start the other DDP processes, which a console script plus
+    Hydra cannot survive; under torchrun every process starts itself."""
+    if str(t.strategy).startswith("ddp") and "LOCAL_RANK" not in os.environ and t.devices not in (1, "1"):
+        raise UserError("trainer=ddp needs one process per device: launch with `torchrun --nproc_per_node=<devices> "
+                        "-m agebench.cli train trainer=ddp …` (or use one device: trainer=gpu)")
 
 
 def _cudnn_benchmark(t) -> bool:

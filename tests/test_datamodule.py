@@ -74,6 +74,18 @@ def test_order_is_a_function_of_seed_and_epoch(tmp_path):
     assert sorted(sum(order(3), ())) == sorted(_fold().train)
 
 
+def test_ddp_ranks_take_disjoint_equal_shares_of_each_epoch():
+    from agebench.data.datamodule import EpochShuffledBatches
+
+    n, batch = 50, 8  # 7 batches: 3 per rank, the 7th unused this epoch
+    ranks = [list(EpochShuffledBatches(n, batch, seed=1, rank=r, world_size=2)) for r in range(2)]
+    assert [len(r) for r in ranks] == [3, 3] == [len(EpochShuffledBatches(n, batch, 1, r, 2)) for r in range(2)]
+    rows = [i for r in ranks for b in r for i in b]
+    assert len(rows) == len(set(rows))  # no image on two ranks
+    whole = list(EpochShuffledBatches(n, batch, seed=1))
+    assert ranks[0] == whole[0:6:2] and ranks[1] == whole[1:6:2]  # one permutation, dealt out
+
+
 def test_eval_loaders_are_sequential(tmp_path):
     images, targets = _cache(tmp_path)
     fold = _fold()

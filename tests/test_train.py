@@ -167,3 +167,34 @@ def test_checkpoints_sync_and_async_give_the_same_fold(tiny_overrides, tmp_path)
         assert best["state_dict"] and "optimizer_states" not in best  # weights only: testing needs no more
         last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
         assert last["epoch"] == 2 and last["optimizer_states"]  # every epoch, full state: resume from the latest
+
+
+def test_ddp_without_torchrun_is_one_clear_error(tiny_overrides, tmp_path, monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    with pytest.raises(UserError, match="torchrun --nproc_per_node"):
+        run([*tiny_overrides, "trainer.strategy=ddp", "trainer.devices=2", "protocol.folds=[0]"], tmp_path / "ddp")
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_writes_one_record_per_fold(tmp_path):
+    """Two CPU processes (gloo) train one fold together: rank 0 alone writes the record, and the metrics
+    cover the whole test set (every rank evaluates all of it)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from conftest import PROJECT_ROOT, TINY
+
+    out = tmp_path / "ddp"
+    args = [a for a in TINY if not a.startswith("trainer=")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "agebench.cli",
+           "train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+           "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.async_checkpoint=false", *args,
+           "protocol.folds=[0]", f"output_dir={out}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(out / "results.jsonl")
+    assert [(r["fold"], r["status"]) for r in records] == [(0, "ok")]
+    predictions = np.load(out / records[0]["predictions"])
+    assert len(predictions["age_pred"]) == records[0]["fold_sizes"]["test"]

@@ -70,10 +70,15 @@ def _whole_file_memmap(array) -> bool:
 class EpochShuffledBatches(Sampler):
     """Shuffled batches whose order is a function of (seed, epoch) alone. Lightning calls `set_epoch`
     before each epoch, so a fold resumed from epoch k's checkpoint sees the same order in epoch k+1 as
-    an uninterrupted run (a generator seeded once would restart from epoch 0's order)."""
+    an uninterrupted run (a generator seeded once would restart from epoch 0's order).
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    Under DDP (`world_size` > 1) every rank draws the same permutation and takes every world_size-th
+    batch, the same number on each rank (the few left over go unused this epoch; the next epoch's
+    shuffle uses them), so no DistributedSampler is needed and evaluation stays whole on every rank."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
         self.n, self.batch_size, self.seed, self.epoch = int(n), int(batch_size), int(seed), 0
+        self.rank, self.world_size = int(rank), int(world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -81,11 +86,11 @@ class EpochShuffledBatches(Sampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
-        for start in range(0, self.n, self.batch_size):
-            yield order[start:start + self.batch_size]
+        batches = [order[start:start + self.batch_size] for start in range(0, self.n, self.batch_size)]
+        yield from batches[self.rank::self.world_size][:len(self)]
 
     def __len__(self) -> int:
-        return (self.n + self.batch_size - 1) // self.batch_size
+        return ((self.n + self.batch_size - 1) // self.batch_size) // self.world_size
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -102,7 +107,9 @@ class FaceDataModule(pl.LightningDataModule):
     def _loader(self, rows: np.ndarray, train: bool) -> DataLoader:
         dataset = BatchSlices(self.images, self.targets, rows)
         if train:
-            sampler = EpochShuffledBatches(len(dataset), self.batch_size, self.seed)
+            trainer = self.trainer  # set once the datamodule is attached to a trainer
+            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+            sampler = EpochShuffledBatches(len(dataset), self.batch_size, self.seed, rank, world)
         else:
             sampler = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
