@@ -52,6 +52,13 @@ def reasons(parsed) -> dict[str, int]:
     return {str(k): int(v) for k, v in parsed.skipped["reason"].value_counts().items()}
 
 
+def assert_counts(parsed, exp: dict) -> None:
+    """The fake dataset parsed into exactly the records, skipped rows (and subjects) its builder promises."""
+    assert (len(parsed.records), len(parsed.skipped)) == (exp["records"], exp["skipped"])
+    if "subjects" in exp:
+        assert parsed.records["subject"].nunique() == exp["subjects"]
+
+
 def one_line_error(excinfo, *needles):
     message = str(excinfo.value)
     assert "\n" not in message and message
@@ -72,7 +79,7 @@ def test_adience_drop_policy_counts(tmp_path):
     parsed = parse("adience", root=str(root))
     exp = fake_adience.EXPECTED["drop"]
     records = parsed.records
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
+    assert_counts(parsed, exp)
     assert len(records) + len(parsed.skipped) == fake_adience.EXPECTED["rows"]
     assert reasons(parsed) == exp["skipped_reasons"]
     for tasks, key in ((["age", "gender"], "age_gender_per_fold"), (["age"], "age_per_fold"), (["gender"], "gender_per_fold")):
@@ -95,7 +102,7 @@ def test_adience_remap_policy(tmp_path):
     parsed = parse("adience", root=str(root), odd_labels="remap")
     exp = fake_adience.EXPECTED["remap"]
     records = parsed.records
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
+    assert_counts(parsed, exp)
     assert np.bincount(filter_for_tasks(records, ["age", "gender"])["fold"], minlength=5).tolist() == exp["age_gender_per_fold"]
     assert np.bincount(filter_for_tasks(records, ["age"])["fold"], minlength=5).tolist() == exp["age_per_fold"]
     by_file = dict(zip(records["image"].str.split(".", n=2).str[-1], records["age_group"], strict=True))
@@ -186,7 +193,7 @@ def test_utkface_names_and_malformed(tmp_path):
     root = fake_utk.make_utkface(tmp_path / "UTKFace")
     parsed = parse("utkface", root=str(root))
     exp = fake_utk.EXPECTED
-    assert len(parsed.records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
+    assert_counts(parsed, exp)
     assert dict(zip(parsed.skipped["detail"], parsed.skipped["reason"], strict=True)) == fake_utk.MALFORMED
     records = parsed.records
     assert np.bincount(records["race"], minlength=5).tolist() == exp["races"]
@@ -227,7 +234,7 @@ def test_imdb_wiki_mat(tmp_path, layout):
     parsed = parse("imdb_wiki", root=str(root))
     exp = fake_imdb.EXPECTED
     records = parsed.records
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
+    assert_counts(parsed, exp)
     assert reasons(parsed) == exp["skipped_reasons"]
     prefix = "" if layout == "crop_dir" else "imdb_crop/"
     ages = dict(zip(records["image"], records["age"], strict=True))
@@ -237,7 +244,6 @@ def test_imdb_wiki_mat(tmp_path, layout):
     assert len(filter_for_tasks(records, ["age", "gender"])) == exp["age_gender"]
     assert len(filter_for_tasks(records, ["age"])) == exp["age"]
     assert len(filter_for_tasks(records, ["gender"])) == exp["gender"]
-    assert records["subject"].nunique() == exp["subjects"]
     genders = dict(zip(records["image"], records["gender"], strict=True))
     assert genders[prefix + "01/nm0000001_rm1_1980-3-15_2010.jpg"] == 0      # mat 1 = male -> 0
     assert genders[prefix + "02/nm0000002_rm2_1980-9-1_2010.jpg"] == 1
@@ -282,8 +288,7 @@ def test_morph2_csv(tmp_path):
     parsed = parse("morph2", root=str(root))
     exp = fake_morph.EXPECTED
     records = parsed.records
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
-    assert records["subject"].nunique() == exp["subjects"]
+    assert_counts(parsed, exp)
     assert len(filter_for_tasks(records, ["age", "gender", "race"])) == exp["age_gender_race"]
     assert exp["derived_photo"] in set(records["image"])
     assert all((root / p).is_file() for p in records["image"])
@@ -314,8 +319,7 @@ def test_fgnet_names(tmp_path):
     parsed = parse("fgnet", root=str(root))
     exp = fake_fgnet.EXPECTED
     records = parsed.records
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
-    assert records["subject"].nunique() == exp["subjects"]
+    assert_counts(parsed, exp)
     got = {r.image.split("/")[-1]: (r.subject, r.age) for r in records.itertuples()}
     assert got == {k: (s, float(a)) for k, (s, a) in fake_fgnet.GOOD.items()}
     assert (records["gender"] == -1).all() and (records["race"] == -1).all()
@@ -330,7 +334,7 @@ def test_megaage_asian_lists(tmp_path):
     parsed = parse("megaage_asian", root=str(root))
     exp = fake_megaage.EXPECTED
     records = parsed.records
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
+    assert_counts(parsed, exp)
     assert records["split"].value_counts().to_dict() == {"train": exp["train"], "test": exp["test"]}
     assert records.set_index("image").loc["test/2.jpg", "age"] == 33.0
     assert all((root / p).is_file() for p in records["image"])
@@ -351,7 +355,7 @@ def test_fairface_csvs(tmp_path):
     parsed = parse("fairface", root=str(root))
     exp = fake_fairface.EXPECTED
     records = parsed.records.set_index("image")
-    assert len(records) == exp["records"] and len(parsed.skipped) == exp["skipped"]
+    assert_counts(parsed, exp)
     assert records["split"].value_counts().to_dict() == {"train": exp["train"], "test": exp["test"]}
     for image, group in exp["groups"].items():
         assert records.loc[image, "age_group"] == group
@@ -524,3 +528,12 @@ def test_data_configs_compose_with_train_config():
             assert cfg.data.name == name and int(cfg.data.image_size) == 227
             assert cfg.data.on_bad_image in ("skip", "fail")
             json.dumps(OmegaConf.to_container(cfg.data, resolve=True))
+
+
+def test_configured_paths_are_relative_to_the_root(tmp_path):
+    from agebench.data.sources._common import configured_path
+
+    cfg = {"root": str(tmp_path / "data"), "csv_file": "meta/morph.csv", "folds_dir": str(tmp_path / "folds")}
+    assert configured_path(cfg, "csv_file") == tmp_path / "data" / "meta" / "morph.csv"
+    assert configured_path(cfg, "folds_dir") == tmp_path / "folds"  # absolute: as given
+    assert configured_path(cfg, "mat_file") is None

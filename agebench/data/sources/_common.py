@@ -28,6 +28,15 @@ def root_of(cfg) -> Path:
     return Path(str(opt(cfg, "root", "."))).expanduser()
 
 
+def configured_path(cfg, key: str) -> Path | None:
+    """data.<key> as a path (absolute as given, relative ones under data.root), or None when unset."""
+    explicit = opt(cfg, key)
+    if not explicit:
+        return None
+    path = Path(str(explicit)).expanduser()
+    return path if path.is_absolute() else root_of(cfg) / path
+
+
 def read_table(path: Path, sep: str, required: Iterable[str], what: str, header: bool = True) -> pd.DataFrame:
     """A metadata table as strings (missing cells = ""), or a one-line UserError naming the file and
     the fix: missing or unreadable file, wrong separator, missing columns."""

@@ -40,7 +40,7 @@ import pandas as pd
 from agebench.data.binning import ADIENCE8, parse_bins
 from agebench.data.records import ParsedRecords, normalise
 from agebench.data.sources import DatasetSource, register_source
-from agebench.data.sources._common import opt, read_lines, read_table, root_of, skipped_frame
+from agebench.data.sources._common import configured_path, opt, read_lines, read_table, root_of, skipped_frame
 from agebench.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,9 @@ class Adience(DatasetSource):
 
     def folds_dir(self, data_cfg) -> Path:
         root = root_of(data_cfg)
-        explicit = opt(data_cfg, "folds_dir")
-        if explicit:
-            path = Path(str(explicit)).expanduser()
-            return path if path.is_absolute() else root / path
+        explicit = configured_path(data_cfg, "folds_dir")
+        if explicit is not None:
+            return explicit
         pattern = str(opt(data_cfg, "fold_pattern", "fold_{k}_data.txt"))
         for candidate in (root, root / "folds"):
             if (candidate / pattern.format(k=0)).is_file():

@@ -31,7 +31,7 @@ import pandas as pd
 
 from agebench.data.records import ParsedRecords, normalise
 from agebench.data.sources import DatasetSource, register_source
-from agebench.data.sources._common import count_note, opt, root_of, skipped_frame
+from agebench.data.sources._common import configured_path, count_note, opt, root_of, skipped_frame
 from agebench.errors import UserError
 
 REQUIRED_FIELDS = ("full_path", "dob", "photo_taken", "gender", "face_score", "second_face_score")
@@ -78,10 +78,9 @@ class ImdbWiki(DatasetSource):
         variant = str(opt(data_cfg, "variant", "imdb"))
         if variant not in ("imdb", "wiki"):
             raise UserError(f"data.variant={variant!r}; use imdb or wiki")
-        explicit = opt(data_cfg, "mat_file")
-        if explicit:
-            path = Path(str(explicit)).expanduser()
-            return path if path.is_absolute() else root / path
+        explicit = configured_path(data_cfg, "mat_file")
+        if explicit is not None:
+            return explicit
         for candidate in (root / f"{variant}.mat", root / f"{variant}_crop" / f"{variant}.mat"):
             if candidate.is_file():
                 return candidate

@@ -20,7 +20,7 @@ import pandas as pd
 
 from agebench.data.records import ParsedRecords, normalise
 from agebench.data.sources import DatasetSource, register_source
-from agebench.data.sources._common import count_note, opt, read_table, root_of, skipped_frame
+from agebench.data.sources._common import configured_path, count_note, opt, read_table, root_of, skipped_frame
 from agebench.errors import UserError
 
 REQUIRED_COLUMNS = ("id_num", "race", "gender", "age")
@@ -36,10 +36,9 @@ class Morph2(DatasetSource):
 
     def csv_path(self, data_cfg) -> Path:
         root = root_of(data_cfg)
-        explicit = opt(data_cfg, "csv_file")
-        if explicit:
-            path = Path(str(explicit)).expanduser()
-            return path if path.is_absolute() else root / path
+        explicit = configured_path(data_cfg, "csv_file")
+        if explicit is not None:
+            return explicit
         found = sorted(root.glob("*.csv"))
         if len(found) > 1:
             found = [p for p in found if "morph" in p.name.lower()] or found
