@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from agebench.errors import UserError
+from agebench.preflight import check_launcher
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "train": Command("agebench.train:train_command", "train", "train one experiment over its protocol's folds"),
     "profile": Command("agebench.profile:profile_command", "profile", "params, GMACs, size and latency of a model"),
+    "eval": Command("agebench.evaluate:eval_command", "eval", "evaluate a trained checkpoint on its test fold or another dataset"),
+    "export": Command("agebench.export:export_command", "export", "a trained checkpoint as ONNX or TorchScript, checked against PyTorch"),
     "data summary": Command("agebench.data.summary:summary_command", "data_summary",
                             "parse a dataset's metadata: counts, histograms, skipped rows"),
     "sweep": Command("agebench.sweep:sweep_command", "sweep", "run / inspect an Optuna study or grid from sweeps/"),
@@ -33,7 +36,7 @@ COMMANDS: dict[str, Command] = {
     "regress": Command("agebench.regress:regress_command", "regress", "accuracy gate: compare runs with a baseline"),
 }
 
-USAGE = "usage: agebench <command> [hydra overrides]   (agebench <command> --help for its config)"
+USAGE = "usage: agebench <command> [hydra overrides]   (agebench <command> --help: its groups and keys, described)"
 
 
 def _help() -> str:
@@ -71,6 +74,8 @@ def hydra_error_line(err: Exception) -> str | None:
             return str(cause)
         cause = cause.__cause__ or cause.__context__
     text = str(err)
+    if isinstance(err, OverrideParseException) and getattr(err, "override", None):
+        return override_parse_line(str(err.override), text)
     if isinstance(err, MissingConfigException):
         found = re.search(r"Could not find '([^/']+)/([^']+)'", text)
         options = re.findall(r"^\t(\S+)$", text, flags=re.M)
@@ -91,6 +96,21 @@ def hydra_error_line(err: Exception) -> str | None:
     if isinstance(err, OmegaConfBaseException):
         return text.splitlines()[0]
     return None
+
+
+def override_parse_line(override: str, text: str) -> str:
+    """An override Hydra's grammar rejects: most often an unquoted value with spaces, non-ASCII
+    letters, quotes or parentheses (a path), which must be quoted; say so and show the quoted form."""
+    from agebench.sweeps.source import quote
+
+    problem = next((line.strip() for line in text.splitlines() if line.strip()), text)
+    key, sep, value = override.partition("=")
+    if not sep or value.startswith(("[", "{")):
+        return (f"cannot parse the override {override!r} ({problem}); check its brackets and commas, and quote "
+                f"values with spaces or special characters")
+    return (f"cannot parse the override {override!r} ({problem}); quote the value: {key}={quote(value)} (values with "
+            f"spaces, non-ASCII letters, quotes or parentheses need quotes; in the shell wrap the whole override "
+            f"in double quotes)")
 
 
 def run_hydra_command(name: str, overrides: list[str]) -> None:
@@ -130,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         name, overrides = _split_command(argv)
+        if "--help" in overrides or "-h" in overrides:  # the command's groups and keys, described (cli_help.py)
+            from agebench.cli_help import command_help
+
+            print(command_help(name, [o for o in overrides if o not in ("--help", "-h")]))
+            return 0
+        check_launcher(overrides)  # hydra/launcher=slurm_gpu without Slurm: one line before Hydra launches
         run_hydra_command(name, overrides)
     except UserError as err:
         report_error(err)

@@ -29,3 +29,9 @@ class RegressionError(UserError):
     """`agebench regress` found a metric outside its tolerated baseline (the CI gate fails): exit 1."""
 
     exit_code = 1
+
+
+class DiskFullError(UserError):
+    """A write ran out of space (ENOSPC/EDQUOT); the message says where. The partial file is removed."""
+
+    exit_code = 74  # EX_IOERR (sysexits.h)

@@ -169,6 +169,8 @@ class MultiTaskModule(pl.LightningModule):
                 self.test_predictions[f"{name}_true"] = target.numpy()
                 self.test_predictions[f"{name}_pred"] = self.tasks[name].predict(output).numpy()
                 self.test_predictions[f"{name}_output"] = output.numpy()
+                if hasattr(self.tasks[name], "years"):  # decoded age in years (per-group error, bias plots)
+                    self.test_predictions[f"{name}_years"] = self.tasks[name].years(output).numpy()
         self._eval_outputs = {}
         return metrics
 

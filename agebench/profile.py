@@ -288,15 +288,13 @@ def _override_key(override: str) -> str:
 
 
 def _profile_cfg(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    from agebench.models import create_model
+    from agebench.builders import build_model, model_options
     from agebench.tasks import build_tasks
 
     tasks = build_tasks(cfg.tasks)
     image_size = int(cfg.data.image_size)
-    options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "input_size")}
-    model = create_model(str(cfg.model.name), tasks, input_size=image_size, **options)
+    options = model_options(cfg.model)
+    model = build_model(cfg, tasks)
     lat, thr = cfg.latency, cfg.throughput
     figures = profile_model(
         model, image_size, latency_iters=int(lat.iters), warmup=int(lat.warmup), threads=lat.threads,
@@ -304,6 +302,14 @@ def _profile_cfg(cfg) -> dict:
         throughput_iters=int(thr.iters), throughput_threads=thr.threads, device=str(cfg.device),
         per_module=bool(cfg.get("per_module", True)),
     )
+    runtime = str(cfg.get("runtime") or "torch")
+    if runtime not in ("torch", "onnxruntime"):
+        raise UserError(f"runtime={runtime!r}; choose torch or onnxruntime")
+    if runtime == "onnxruntime":  # the exported model in ONNX Runtime, as small devices run it (agebench/export.py)
+        from agebench.export import onnxruntime_latency
+
+        figures.update(onnxruntime_latency(model, cfg, tasks, iters=int(lat.iters), warmup=int(lat.warmup),
+                                           threads=lat.threads))
     return {"model": str(cfg.model.name), "model_options": options, "tasks": [t.name for t in tasks],
             "outputs": {t.name: t.num_outputs for t in tasks}, **figures}
 
@@ -379,8 +385,10 @@ _COST_HEADER = ["params", "trainable", "GMACs", "size MB", "ms med/p90", "10-cro
 
 def _footer(r: dict) -> str:
     batch = f", throughput at batch {r['throughput_batch']}" if r.get("throughput_batch") else ""
+    ort = (f"\nonnxruntime {r['onnxruntime']} (CPU): batch-1 latency {_fmt(r['ort_latency_ms'])} ms median, "
+           f"{_fmt(r['ort_latency_p90_ms'])} ms p90" if r.get("ort_latency_ms") is not None else "")
     return (f"device: {r['device']} · threads: {r['threads']} · torch {r['torch']} · "
-            f"batch-1 latency over {r['latency_iters']} runs{batch}")
+            f"batch-1 latency over {r['latency_iters']} runs{batch}{ort}")
 
 
 def format_single(r: dict) -> str:
@@ -398,11 +406,15 @@ def format_set(name: str, title: str, rows: list[dict]) -> str:
     paper_cols: list[str] = []
     for r in rows:
         paper_cols += [c for c in r["paper"] if c not in paper_cols]
-    header = ["model", "tasks", "input", *_COST_HEADER, *(f"paper {c}" for c in paper_cols)]
+    ort = any(r.get("ort_latency_ms") is not None for r in rows)  # runtime=onnxruntime: one more column
+    header = ["model", "tasks", "input", *_COST_HEADER, *(["ORT ms med/p90"] if ort else []),
+              *(f"paper {c}" for c in paper_cols)]
     body = [[r["label"], ",".join(r["tasks"]), str(r["input_size"]), *_cost_cells(r),
+             *([f"{_fmt(r.get('ort_latency_ms'))} / {_fmt(r.get('ort_latency_p90_ms'))}"] if ort else []),
              *(_fmt(r["paper"].get(c)) for c in paper_cols)] for r in rows]
     head = [f"profile set {name}" + (f": {title}" if title else ""), ""]
-    return "\n".join([*head, _table(header, body), "", _footer(rows[0])])
+    footer = _footer({**rows[0], "ort_latency_ms": None}) + (f" · ORT: onnxruntime {rows[0]['onnxruntime']} (CPU)" if ort else "")
+    return "\n".join([*head, _table(header, body), "", footer])
 
 
 def profile_command(cfg, overrides: list[str] | None = None) -> None:

@@ -13,14 +13,15 @@ from functools import lru_cache
 from agebench.paths import PROJECT_ROOT
 
 # Keys that say where results go or how they are logged, not what is computed: excluded from the hash.
-NON_SEMANTIC_KEYS = ("output_dir", "cache_dir", "logger", "hydra", "summary_table", "variants", "sweep_context")
+NON_SEMANTIC_KEYS = ("output_dir", "cache_dir", "logger", "hydra", "summary_table", "closing_report", "variants", "sweep_context")
 
 
 # How a run executes, not what it computes (dotted paths): out of the hash, so an unfinished run can
 # resume with more loader workers, another thread count or background checkpoint writes. Which folds a
 # command runs is out too: `protocol.folds=[0]` then `protocol.folds=[0,1]` resume into one experiment.
 EXECUTION_ONLY_KEYS = ("protocol.folds", "data.num_workers", "data.render_workers", "trainer.threads",
-                       "trainer.async_checkpoint", "trainer.log_every_n_steps", "trainer.progress_bar", "profile")
+                       "trainer.async_checkpoint", "trainer.log_every_n_steps", "trainer.progress_bar", "profile",
+                       "trainer.slurm_requeue")
 
 
 def config_hash(cfg_dict: dict) -> str:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import yaml
 
+from agebench import metrics as registry
 from agebench.errors import RegressionError, UserError
 from agebench.report import aggregate as agg
-from agebench.report.stats import lower_is_better
 from agebench.report.tables import Cell, Document, Table, number_cell, render
 
 METRIC_KEYS = {"expected", "std", "k", "tolerance", "direction", "n"}
@@ -49,6 +49,7 @@ class Check:
     expected: float | None
     tolerance: float | None
     higher: bool
+    two_sided: bool = False   # a signed error (direction zero in agebench.metrics): within expected ± tolerance
     mean: float | None = None
     std: float | None = None
     n: int = 0
@@ -118,6 +119,10 @@ def validate_baseline(data, path) -> None:
                 raise bad(f"{c['name']!r} / {m}: a metric maps to keys among {sorted(METRIC_KEYS)}")
             if spec.get("direction") not in (None, "higher", "lower"):
                 raise bad(f"{c['name']!r} / {m}: direction must be higher or lower")
+            for key in ("expected", "std", "k", "tolerance", "n"):
+                if spec.get(key) is not None and _num(spec[key]) is None:
+                    raise bad(f"{c['name']!r} / {m}: {key}: {spec[key]!r} is not a number; write a finite number "
+                              f"(or null, and fill expected/std with update=true)")
         names.append(c["name"])
     if len(set(names)) != len(names):
         raise bad(f"configuration names must be unique (got {names})")
@@ -143,21 +148,39 @@ def _select(frame, conf: Mapping, path) -> list[agg.Group]:
     return groups
 
 
+def _check_metric_name(metric: str, known: list[str], conf_name, path) -> None:
+    """A metric no run record carries at all is a misspelt name in the baseline (a user error, exit 2),
+    not a regression; one the runs carry but this configuration lacks stays a MISSING check."""
+    if not known or metric in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(metric, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UserError(f"{path}: {conf_name!r} / {metric}: no run record has a metric {metric!r}; {hint}the runs report "
+                    f"{', '.join(known)}; fix the metric name in the baseline")
+
+
 def evaluate(data: Mapping, frame, path="baseline") -> list[Check]:
     defaults = dict(data.get("defaults") or {})
     checks = []
+    known = agg.metric_names(frame)
     for conf in data["configurations"]:
         groups = _select(frame, conf, path)
         group = groups[0] if groups else None
         for metric, spec in conf["metrics"].items():
+            if group is not None:  # with no matching runs at all the check is MISSING (exit 1), whatever the name
+                _check_metric_name(str(metric), known, conf["name"], path)
             spec = {**defaults, **dict(spec)}
             expected = _num(spec.get("expected"))
             if expected is None:
                 raise UserError(f"{path}: {conf['name']!r} / {metric} has no expected value; measure it with "
                                 f"`agebench regress baseline={path} runs=<dir> update=true`")
             direction = spec.get("direction")
-            higher = (direction == "higher") if direction else not lower_is_better(metric)
-            check = Check(config=str(conf["name"]), metric=str(metric), expected=expected, tolerance=None, higher=higher)
+            declared = registry.direction(metric)
+            higher = (direction == "higher") if direction else declared == registry.HIGHER
+            check = Check(config=str(conf["name"]), metric=str(metric), expected=expected, tolerance=None, higher=higher,
+                          two_sided=not direction and declared == registry.ZERO)
             stat = group.metrics.get(metric) if group else None
             if group is None:
                 check.status, check.reason = "MISSING", "no run records match `where`"
@@ -183,6 +206,11 @@ def evaluate(data: Mapping, frame, path="baseline") -> list[Check]:
             if stat.n < needed:
                 check.status = "INCOMPLETE"
                 check.reason = f"{stat.n} finished fold(s), {needed} needed ({group.problems() or 'folds missing'})"
+            elif check.two_sided and abs(check.mean - expected) > check.tolerance:
+                check.status = "FAIL"
+                check.reason = f"outside {expected:.4g} ± {check.tolerance:.3g}"
+            elif check.two_sided:
+                pass
             elif check.higher and check.mean < check.bound:
                 check.status = "FAIL"
                 check.reason = f"below {check.bound:.4g} (expected {expected:.4g} − {check.tolerance:.3g})"
@@ -209,7 +237,8 @@ def checks_table(checks: list[Check], title: str) -> Table:
         else:
             measured = number_cell(c.mean, ".4f")
         table.add([Cell(c.config), Cell(c.metric), number_cell(c.expected, ".4f"), number_cell(c.tolerance, ".4f"),
-                   Cell(("≥ " if c.higher else "≤ ") + f"{c.bound:.4f}") if c.bound is not None else Cell("—"),
+                   (Cell(f"{c.expected:.4f} ± {c.tolerance:.4f}") if c.two_sided else
+                    Cell(("≥ " if c.higher else "≤ ") + f"{c.bound:.4f}")) if c.bound is not None else Cell("—"),
                    measured, Cell(c.folds or "0"),
                    number_cell(c.delta, "+.4f") if c.delta is not None else Cell("—"),
                    Cell(c.status), Cell(c.reason)])

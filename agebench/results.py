@@ -12,7 +12,6 @@ import glob
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from agebench.errors import UserError
+from agebench.files import NO_SPACE, disk_full, temp_beside
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -48,16 +48,18 @@ def _jsonable(value):
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)  # unique name, and the umask's mode (mkstemp alone gives 0600)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno in NO_SPACE:  # the previous file stays whole
+            raise disk_full(path, err) from None
         raise
 
 
@@ -71,12 +73,24 @@ def read_records(path: str | Path) -> list[dict]:
     if not path.exists():
         return []
     records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{n} is not a JSON run record ({err.msg}); remove or repair that line") from None
+    # A bad line is one UserError naming file:line, not a skip: `train` rewrites this file on every
+    # fold, so a skipped line would silently vanish, and `report` would print tables without it.
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path}:{n} is not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1}); "
+                            f"remove or repair that line") from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{n} is not a JSON run record ({err.msg}); remove or repair that line") from None
+        if not isinstance(record, dict) or not {"fold", "status"} <= set(record):
+            what = f"a JSON {type(record).__name__}" if not isinstance(record, dict) else "an object without fold/status"
+            raise UserError(f"{path}:{n} is valid JSON but not a run record ({what}); remove or repair that line")
+        records.append(record)
     return records
 
 
@@ -84,15 +98,25 @@ def _record_key(record: dict) -> tuple:
     return (record.get("study"), record.get("trial"), record.get("fold"))
 
 
-def append_record(path: str | Path, record: dict) -> None:
-    """Add a run record, replacing an earlier record of the same fold (a rerun), atomically."""
+def append_record(path: str | Path, record: dict, key=_record_key) -> None:
+    """Add a run record, replacing an earlier record of the same fold (a rerun), atomically.
+    `key(record)` says which records are the same one (eval records: agebench.evaluate)."""
     missing = [f for f in RECORD_FIELDS if f not in record]
     if missing:
         raise ValueError(f"run record lacks {missing}")
-    key = _record_key(record)
-    kept = [r for r in read_records(path) if _record_key(r) != key]
+    same = key(record)
+    kept = [r for r in read_records(path) if key(r) != same]
     kept.append(_jsonable(record))
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def drop_records(path: str | Path, unwanted) -> int:
+    """Remove the records for which `unwanted(record)` is true, atomically; returns how many went."""
+    records = read_records(path)
+    kept = [r for r in records if not unwanted(r)]
+    if len(kept) < len(records):
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    return len(records) - len(kept)
 
 
 def summarise(records: list[dict]) -> dict:

@@ -1,4 +1,4 @@
-"""`agebench sweep sweep=<name> [action=run|status|export|check|command] [overrides]`.
+"""`agebench sweep sweep=<name> [action=run|status|export|check|command|dashboard] [overrides]`.
 
 Runs, inspects or checks the Optuna study (or grid) declared in `sweeps/<name>.yaml`; see
 conf/sweep.yaml for the keys and docs/sweeps.md for the guide (workers, storages, Slurm). The
@@ -16,6 +16,8 @@ from omegaconf import DictConfig
 from agebench.errors import UserError
 from agebench.sweeps.source import compose_sweep_config, forwarded_overrides, register
 from agebench.sweeps.spec import SweepSpec
+from agebench.threads import share_node
+from agebench.validation import check_train_config
 
 # The `sweep` config group and the `agebench.pid` resolver must exist before Hydra composes
 # conf/sweep.yaml; the CLI imports this module first.
@@ -23,7 +25,7 @@ register()
 
 log = logging.getLogger("agebench.sweep")
 
-ACTIONS = ("run", "status", "export", "check", "command")
+ACTIONS = ("run", "status", "export", "check", "command", "dashboard", "retry_failed")
 
 
 def sweep_command(cfg: DictConfig):
@@ -33,7 +35,20 @@ def sweep_command(cfg: DictConfig):
     action = str(cfg.get("action", "run"))
     if action not in ACTIONS:
         raise UserError(f"action={action!r}: choose one of {', '.join(ACTIONS)}")
+    try:
+        check_train_config(cfg)  # every value (train's and sweep's own) valid before the spec is read or a trial runs
+    except UserError as err:
+        if action == "run":
+            from agebench.sweeps import worker_errors
+
+            worker_errors.record_for(cfg.sweep, str(err))  # action=status shows it
+        raise
     spec = SweepSpec(cfg.sweep)
+    share_node(cfg.sweep.get("workers_per_node"))  # its trials split the node's cores (agebench/threads.py)
+    if action == "dashboard":
+        from agebench.sweeps.dashboard import serve_dashboard
+
+        return serve_dashboard(spec, port=int(cfg.get("port", 8080)))
     user = forwarded_overrides(hydra_task_overrides())
     return run_action(spec, action, user)
 
@@ -42,7 +57,16 @@ def run_action(spec: SweepSpec, action: str, user_overrides: list[str], echo=pri
     from agebench.sweeps import driver, status
 
     if action == "run":
-        return driver.run_worker(spec, user_overrides, echo=echo)
+        try:
+            return driver.run_worker(spec, user_overrides, echo=echo)
+        except UserError as err:
+            if getattr(err, "exit_code", 2) != 130:  # an interrupt is no error to report
+                from agebench.sweeps import worker_errors
+
+                worker_errors.record(spec, str(err))  # action=status shows it (agebench/sweeps/worker_errors.py)
+            raise
+    if action == "retry_failed":
+        return driver.retry_failed(spec, user_overrides, echo=echo)
     if action == "check":
         for line in check(spec, user_overrides):
             echo(line)
@@ -72,6 +96,7 @@ def check(spec: SweepSpec, user_overrides: list[str]) -> list[str]:
     one the trial trains. Raises UserError on the first problem; returns a short report."""
     from agebench.config import compose_checked
     from agebench.tasks import build_tasks
+    from agebench.validation import validate_train_config
 
     spec.make_sampler()
     spec.make_pruner()
@@ -89,6 +114,10 @@ def check(spec: SweepSpec, user_overrides: list[str]) -> list[str]:
             raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values))} does not compose: {err}") from None
         if cfg.get("variants"):
             raise UserError(f"sweep {spec.name}: the trial config declares `variants`; sweep over their overrides instead")
+        problems = validate_train_config(cfg)
+        if problems:
+            raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values)) or 'the base config'}: "
+                            + "; ".join(problems))
         names = [str(n) for n in cfg.tasks.names]
         try:
             build_tasks(cfg.tasks, race_classes=None)  # bins, heads and losses parse

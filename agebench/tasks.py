@@ -55,6 +55,7 @@ class AgeClassification(Task):
     measured against the exact age where the dataset gives one and the bin centre otherwise."""
 
     bins: AgeBins = None  # type: ignore[assignment]
+    cs_thresholds: tuple[int, ...] = (5,)
 
     def loss(self, output, target):
         cls = target[:, 0].long()
@@ -65,6 +66,10 @@ class AgeClassification(Task):
 
     def predict(self, output):
         return output.argmax(dim=1)
+
+    def years(self, output: torch.Tensor) -> torch.Tensor:
+        """The decoded age: the posterior expectation of bin centres (what MAE measures)."""
+        return output.float().softmax(dim=1) @ torch.as_tensor(self.bins.centres, dtype=torch.float32)
 
     def metrics(self, output, target):
         cls = target[:, 0].long()
@@ -82,7 +87,17 @@ class AgeClassification(Task):
             "top2": (top2 == cls[:, None]).any(dim=1).float().mean().item(),
             "one_off": ((pred - cls).abs() <= 1).float().mean().item(),
             "mae": (expected - truth).abs().mean().item(),
+            **_signed_and_cs(expected, truth, self.cs_thresholds),
         }
+
+
+def _signed_and_cs(pred: torch.Tensor, truth: torch.Tensor, cs_thresholds) -> dict[str, float]:
+    """`bias` (mean signed error, predicted − true) and CS(θ) of decoded years."""
+    err = pred - truth
+    out = {"bias": err.mean().item()}
+    for theta in cs_thresholds:
+        out[f"cs{theta}"] = (err.abs() <= theta).float().mean().item()
+    return out
 
 
 @dataclass
@@ -127,7 +142,7 @@ class AgeRegression(Task):
             return {}
         pred, truth = self.years(output[valid].float()), years[valid]
         err = (pred - truth).abs()
-        out = {"mae": err.mean().item()}
+        out = {"mae": err.mean().item(), "bias": (pred - truth).mean().item()}
         for theta in self.cs_thresholds:
             out[f"cs{theta}"] = (err <= theta).float().mean().item()
         if self.bins is not None:
@@ -183,19 +198,28 @@ def build_tasks(tasks_cfg, race_classes: int | None = None) -> list[Task]:
     for name in names:
         opts = tasks_cfg.get(name, {}) or {}
         if name == "age":
+            from agebench import age_heads
+
             age_range = tuple(float(v) for v in opts.get("range", (0, 80)))
-            bins = parse_bins(opts.get("bins", "adience8"), age_range)
             head = opts.get("head", "classification")
+            if head not in age_heads.ALL_HEADS:
+                raise UserError(f"tasks.age.head={head!r}; use one of {', '.join(age_heads.ALL_HEADS)}")
+            # distribution / ordinal heads default to one bin per year, so their MAE is against exact ages
+            default_bins = "adience8" if head in age_heads.BASE_HEADS else "years"
+            spec = opts.get("bins", default_bins)
+            bins = parse_bins(default_bins if spec is None else spec, age_range)
+            cs = tuple(int(t) for t in opts.get("cs_thresholds", (5,)))
+            if head in age_heads.BASE_HEADS and opts.get("decode") is not None:
+                raise UserError(f"tasks.age.decode applies to the distribution heads, not head={head}; drop it")
             if head == "classification":
-                tasks.append(AgeClassification("age", bins.num_bins, bins=bins))
+                tasks.append(AgeClassification("age", bins.num_bins, bins=bins, cs_thresholds=cs))
             elif head == "regression":
                 loss_kind = opts.get("loss", "l1")
                 if loss_kind not in ("l1", "l2"):
                     raise UserError(f"tasks.age.loss={loss_kind!r}: age regression takes l1 or l2")
-                cs = tuple(int(t) for t in opts.get("cs_thresholds", (5,)))
                 tasks.append(AgeRegression("age", 1, bins=bins, age_range=age_range, loss_kind=loss_kind, cs_thresholds=cs))
             else:
-                raise UserError(f"tasks.age.head={head!r}; use classification or regression")
+                tasks.append(age_heads.build_age_head_task(head, bins, opts, cs))
         else:
             loss_kind = opts.get("loss", "ce")
             if loss_kind not in ("ce", "bce", "mse"):
@@ -221,6 +245,9 @@ def targets_for(tasks: list[Task], records: pd.DataFrame, native_age_bins: AgeBi
             group = records["age_group"].to_numpy(dtype=np.int64)
             only_group = np.isnan(years) & (group >= 0)
             if only_group.any():
+                if getattr(task, "needs_exact_ages", False):
+                    raise UserError(f"tasks.age.head={task.head.name} needs exact ages, and this dataset gives age "
+                                    f"groups only; use tasks.age.head=classification (or regression)")
                 if native_age_bins is None:
                     raise ValueError("records carry age groups but the dataset declared no native scheme")
                 years_from_groups = native_age_bins.centres[group[only_group]]

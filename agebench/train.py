@@ -9,9 +9,11 @@ single-task age vs age+gender): each runs as its own experiment in `output_dir/<
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import time
 import traceback
 from datetime import UTC, datetime
@@ -20,34 +22,49 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from agebench import locking, preflight, progress, signals
 from agebench.config import compose_config, hydra_output_dir, hydra_task_overrides
 from agebench.data.loading import LoadedDataset, load_dataset
 from agebench.data.protocols import TEST_SIDES, Fold, check_leakage, make_folds, shared_subjects
 from agebench.errors import DivergedError, UserError
+from agebench.files import NO_SPACE, disk_full
 from agebench.provenance import config_hash, git_sha, hardware, versions
+from agebench.recipe_models import check_variant_models
 from agebench.results import (
     RESULTS_FILE,
     SUMMARY_FILE,
     append_record,
     atomic_write_json,
+    atomic_write_text,
+    drop_records,
     read_records,
     summarise,
 )
 from agebench.tasks import build_tasks, missing_tasks, targets_for
+from agebench.validation import check_train_config
 
 log = logging.getLogger("agebench.train")
 
 # TEST-ONLY fault injection: "fold=1,epoch=1" hard-kills the process (as SIGKILL would) when that
-# fold starts that epoch, after the previous epoch's checkpoint is on disk.
+# fold starts that epoch, after the previous epoch's checkpoint is on disk; "fold=1,epoch=1,signal=TERM"
+# sends itself SIGTERM there instead.
 FAULT_ENV = "AGEBENCH_TEST_KILL_AT"
 
 
 def train_command(cfg: DictConfig):
     """Hydra task function behind `agebench train`."""
     output_dir = hydra_output_dir() or str(cfg.output_dir)
-    if cfg.get("variants"):
-        return run_variants(cfg, output_dir)
-    return run_experiment(cfg, output_dir)
+    with progress.log_to(output_dir):  # first and last stdout lines: where the output goes
+        progress.output_started(output_dir)
+        try:
+            result = run_variants(cfg, output_dir) if cfg.get("variants") else run_experiment(cfg, output_dir)
+        except UserError:
+            raise
+        except BaseException:
+            progress.output_finished(output_dir, ok=False)
+            raise
+        progress.output_finished(output_dir)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -57,21 +74,27 @@ def run_variants(cfg: DictConfig, output_dir: str, base_overrides: list[str] | N
     """Run each named variant of `cfg` (its overrides on top of the command line's) in its own dir."""
     base = hydra_task_overrides() if base_overrides is None else list(base_overrides)
     base = [o for o in base if not o.startswith(("output_dir=", "variants"))]
+    check_variant_models(cfg.experiment_name, base, cfg.variants)  # a variant's model= would drop the user's
     summaries = {}
     for name, overrides in cfg.variants.items():
         variant_cfg = compose_config(base + list(overrides) + [f"output_dir={Path(output_dir) / name}", "variants=null"])
         OmegaConf.set_struct(variant_cfg, False)
         variant_cfg.variant = str(name)
         summaries[name] = run_experiment(variant_cfg, str(Path(output_dir) / name), print_table=False)
-    if cfg.get("summary_table"):
+    if cfg.get("closing_report"):  # the report's own table, the paired answer, the dir (agebench/report/closing.py)
+        from agebench.report.closing import closing_text
+
+        print(closing_text(output_dir, str(cfg.closing_report)))
+    elif cfg.get("summary_table"):
         print(format_summary_table(summaries))
     return summaries
 
 
 def format_summary_table(summaries: dict[str, dict]) -> str:
     """A small mean ± std table over folds, one row per variant (the quickstart's closing output)."""
-    metrics = sorted({m for s in summaries.values() for m in s["metrics"]
-                      if m.endswith(("/top1", "/one_off", "/acc", "/mae"))})
+    from agebench.metrics import default_columns  # the registry's compact-table columns
+
+    metrics = sorted(default_columns(m for s in summaries.values() for m in s["metrics"]))
     header = ["variant", "folds"] + metrics
     rows = []
     for name, s in summaries.items():
@@ -95,12 +118,14 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
 
     `on_fold_end(fold_index, record)` is called after each fold's record is written (sweeps report
     intermediate values there and may raise to prune); `extra_record` is merged into every record."""
+    check_train_config(cfg)  # every value valid before any fold starts or record is written
+    preflight.check_device(cfg.trainer)  # trainer=gpu on a machine without one: one line, no "failed" records
     _quiet_lightning()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(cfg_dict)
-    _set_threads(cfg.trainer)
+    _set_threads(cfg.trainer, int(cfg.data.get("num_workers") or 0))
 
     dataset = load_dataset(cfg.data, _cache_dir(cfg))
     tasks = build_tasks(cfg.tasks, race_classes=len(dataset.race_names) or None)
@@ -125,19 +150,30 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
     _check_same_config(existing, chash, out, extra_record)
     done = {r["fold"] for r in existing if r.get("status") == "ok" and _same_trial(r, extra_record)}
     writer = _global_rank() == 0  # under DDP every rank trains each fold; rank 0 alone writes results
-    if writer:
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    if writer:  # atomic: concurrent runs on one dir write it at the same time
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
-    for fold in selected:
-        if fold.index in done:
-            log.info("fold %d already finished in %s; skipping", fold.index, results_path)
-            continue
-        record = run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold, out, extra_record)
-        if writer:
-            append_record(results_path, record)
-            _write_summary(cfg, out, extra_record)  # after every fold, so a killed run keeps a true summary
-        if on_fold_end is not None:
-            on_fold_end(fold.index, record)
+    progress.plan_folds([f.index for f in selected])  # progress lines say "fold k/n"
+    # SIGTERM/SIGINT/SIGUSR1: stop at a safe point, exit 128+signal, resumable (agebench/signals.py)
+    with signals.stop_on_signals(requeue=bool(cfg.trainer.get("slurm_requeue", True))):
+        for fold in selected:
+            signals.raise_if_requested()
+            if fold.index in done:
+                progress.fold_skipped(fold.index, cfg.get("variant"), (extra_record or {}).get("trial"))
+                continue
+            claim = _claim_fold(out, fold.index, results_path, extra_record)  # one process per fold
+            if claim is None:
+                continue
+            with claim:
+                with progress.log_to(out):
+                    record = run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold, out, extra_record)
+                    progress.fold_finished(record)
+                if writer:
+                    with locking.exclusive(out / locking.RESULTS_LOCK):  # concurrent runs append, never overwrite
+                        append_record(results_path, record)
+                        _write_summary(cfg, out, extra_record)  # after every fold, so a killed run keeps a true summary
+            if on_fold_end is not None:
+                on_fold_end(fold.index, record)
 
     if not writer:
         return summarise([])
@@ -149,6 +185,25 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
         reasons = "; ".join(f"fold {r['fold']}: {r['status']} ({r.get('error', '')})" for r in failed)
         raise RuntimeError(f"{len(failed)} fold(s) did not finish: {reasons}; see {results_path}")
     return summary
+
+
+def _claim_fold(out: Path, fold_index: int, results_path: Path, extra_record):
+    """This process's lock on the fold, or None when another process is training it or has finished it
+    since this run read results.jsonl. Under DDP every rank trains every fold together: no lock."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return contextlib.nullcontext()
+    claim = locking.claim_fold(out / f"fold_{fold_index}")
+    if claim is None:
+        log.warning("fold %d is being trained by another process (it holds %s); skipping it here — rerun when "
+                    "that process has finished to include it in %s", fold_index, out / f"fold_{fold_index}" / locking.FOLD_LOCK,
+                    SUMMARY_FILE)
+        return None
+    if any(r.get("fold") == fold_index and r.get("status") == "ok" and _same_trial(r, extra_record)
+           for r in read_records(results_path)):
+        claim.release()
+        log.info("fold %d was finished by another process meanwhile; skipping", fold_index)
+        return None
+    return claim
 
 
 def _write_summary(cfg, out: Path, extra_record) -> dict:
@@ -164,10 +219,18 @@ def _same_trial(record: dict, extra: dict | None) -> bool:
 
 
 def _check_same_config(existing: list[dict], chash: str, out: Path, extra) -> None:
-    other = {r.get("config_hash") for r in existing if _same_trial(r, extra)} - {chash}
+    """Refuse a dir holding results of another config. `failed` records hold no results: those of
+    another config (a run that crashed on a bad value) are dropped, so the corrected command runs."""
+    mine = [r for r in existing if _same_trial(r, extra)]
+    other = {r.get("config_hash") for r in mine if r.get("status") != "failed"} - {chash}
     if other:
         raise UserError(f"{out} already holds results of a different config (hash {sorted(other)[0]} vs {chash}); "
                         f"use a new output_dir, or the same overrides to resume")
+    if _global_rank() == 0 and any(r.get("status") == "failed" and r.get("config_hash") != chash for r in mine):
+        with locking.exclusive(out / locking.RESULTS_LOCK):  # as every writer of results.jsonl
+            n = drop_records(out / RESULTS_FILE, lambda r: _same_trial(r, extra) and r.get("status") == "failed"
+                             and r.get("config_hash") != chash)
+        log.warning("%s: dropped %d failed record(s) of an earlier, different config", out / RESULTS_FILE, n)
 
 
 def _check_fold_leakage(cfg, records, fold: Fold) -> None:
@@ -235,11 +298,12 @@ def _cache_dir(cfg) -> Path:
     return Path(cfg.cache_dir) if cfg.get("cache_dir") else cache_dir()
 
 
-def _set_threads(trainer_cfg) -> None:
+def _set_threads(trainer_cfg, num_workers: int = 0) -> None:
     import torch
 
-    if trainer_cfg.get("threads"):
-        torch.set_num_threads(int(trainer_cfg.threads))
+    from agebench.threads import set_threads
+
+    set_threads(trainer_cfg, num_workers)  # trainer.threads, else this job's share of the node (agebench/threads.py)
     if trainer_cfg.get("matmul_precision"):
         torch.set_float32_matmul_precision(str(trainer_cfg.matmul_precision))
 
@@ -271,8 +335,10 @@ def run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold:
         "dataset": dataset.name,
         "model": cfg.model.name,
         "tasks": [t.name for t in tasks],
+        "task_outputs": {t.name: t.num_outputs for t in tasks},  # rebuilds the model (agebench eval/export)
         "loss": _loss_description(cfg, tasks),
         "age_bins": _age_bins_name(tasks),
+        "age_head": _age_head(tasks),  # head, its decoding to years, its bins
         "protocol": cfg.protocol.name,
         "fold": fold.index,
         "fold_sizes": fold.sizes(),
@@ -300,7 +366,11 @@ def run_fold(cfg, cfg_dict, chash, dataset, tasks, records, rows, targets, fold:
         record.update(status="diverged", error=str(err))
     except UserError:
         raise
+    except SystemExit as err:  # a stop signal: say which fold is unfinished, then keep exiting (128+signal)
+        raise signals.fold_stopped(err, fold.index, out / f"fold_{fold.index}", int(cfg.trainer.max_epochs)) from None
     except Exception as err:  # a crash in one fold is recorded; the other folds still run
+        if isinstance(err, OSError) and err.errno in NO_SPACE:  # one line, no record: the rerun resumes the fold
+            raise disk_full(Path(err.filename or out / f"fold_{fold.index}"), err) from None
         log.error("fold %d failed:\n%s", fold.index, traceback.format_exc())
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
     record["train_seconds"] = round(time.perf_counter() - t0, 3)
@@ -315,6 +385,18 @@ def _loss_description(cfg, tasks) -> dict:
             "weights": loss_weights(names, cfg.loss)}
 
 
+def _age_head(tasks) -> dict | None:
+    from agebench.age_heads import describe
+
+    return describe(tasks)
+
+
+def _breakdown(tasks, module, dataset, dataset_fold) -> dict:
+    from agebench.breakdown import fold_breakdown
+
+    return fold_breakdown(tasks, module.test_predictions, dataset.records.iloc[dataset_fold.test], dataset.race_names)
+
+
 def _age_bins_name(tasks) -> str | None:
     for t in tasks:
         if t.name == "age":
@@ -327,14 +409,14 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from agebench.builders import build_model
     from agebench.data.datamodule import FaceDataModule
-    from agebench.models import create_model
+    from agebench.data.label_budget import apply_age_label_budget
     from agebench.module import MultiTaskModule
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     image_size = int(cfg.data.image_size)
-    model_opts = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "input_size")}
-    model = create_model(str(cfg.model.name), tasks, input_size=image_size, **model_opts)
+    model = build_model(cfg, tasks)
     profile = _profile(model, image_size, int(cfg.profile.latency_iters))
 
     module = MultiTaskModule(model, tasks, cfg.loss, cfg.optim, image_size=image_size,
@@ -347,6 +429,7 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
     on_gpu = str(cfg.trainer.accelerator) in ("gpu", "cuda")
     # fold indices address the task-filtered records; the image array and targets use dataset rows
     dataset_fold = Fold(fold.index, rows[fold.train], rows[fold.val], rows[fold.test])
+    targets = apply_age_label_budget(cfg.data, dataset.records, targets, dataset_fold.train)  # data.age_label_fraction
     datamodule = FaceDataModule(dataset.images, targets, dataset_fold, batch_size=int(cfg.data.batch_size),
                                 num_workers=int(cfg.data.num_workers), seed=int(cfg.seed), pin_memory=on_gpu)
 
@@ -359,37 +442,45 @@ def fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold: Fold, fold_dir:
     checkpoint = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
                                  save_top_k=1, save_weights_only=True, auto_insert_metric_name=False,
                                  enable_version_counter=False)
+    # last.ckpt at train-epoch end, after HistoryCallback has added the epoch's row (monitoring callbacks
+    # run last there): the checkpoint carries the history up to and including its epoch
     latest = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                             auto_insert_metric_name=False, enable_version_counter=False)
+                             auto_insert_metric_name=False, enable_version_counter=False, save_on_train_epoch_end=True)
     history = HistoryCallback()
     callbacks = [checkpoint, latest, EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)),
                  history]
     if os.environ.get(FAULT_ENV):
         callbacks.append(_KillAt(os.environ[FAULT_ENV], fold.index))
+    callbacks.append(signals.stop_at_safe_point_callback())  # a stop signal ends the fold between batches
+    callbacks.append(_fold_progress(cfg, fold, record, profile.get("params")))  # fold and epoch lines, live bar
+    callbacks.append(_threads_callback(cfg))  # jobs started or ended since: re-split the cores each epoch
     logger = make_logger(cfg, cfg_dict, record, fold_dir)
     t = cfg.trainer
     trainer = build_trainer(cfg, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir))
     try:
         last = fold_dir / "checkpoints" / "last.ckpt"
-        resumed_from = _checkpoint_epoch(last) if last.exists() else None
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
-        best = checkpoint.best_model_path or str(last)
-        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        resumed_from = _checkpoint_epoch(last, fold.index) if last.exists() else None
+        with signals.deferred():  # weights_only: a planted checkpoint cannot run code (our IO enforces it too)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed_from is not None else None,
+                        weights_only=True)
+            best = checkpoint.best_model_path or str(last)
+            trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         metrics = {k: float(v) for k, v in module.last_metrics.get("test", {}).items()}
         predictions = fold_dir / "predictions.npz"
         if trainer.is_global_zero:
             np.savez_compressed(predictions, **module.test_predictions)
         result = {
             "metrics": metrics,
-            "val_metrics": {k: float(v) for k, v in module.last_metrics.get("val", {}).items()},
+            "val_metrics": _val_metrics(module, history.history),
             "epochs": int(trainer.current_epoch),
             "best_epoch": _best_epoch(history.history, monitor, mode),
             "resumed_from_epoch": resumed_from,  # epoch (0-based) of the last.ckpt this fold resumed from
             "history": history.history,
             "predictions": str(predictions.relative_to(fold_dir.parent)),
+            "breakdown": _breakdown(tasks, module, dataset, dataset_fold),  # per age decade / gender / race
             "checkpoint": str(Path(best).relative_to(fold_dir.parent)) if best else None,
             "trainer": {"precision": str(t.precision), "accelerator": str(t.accelerator), "compile": bool(t.get("compile")),
-                        "channels_last": bool(t.channels_last), "threads": _threads(), "num_workers": int(cfg.data.num_workers),
+                        "channels_last": bool(t.channels_last), "threads": _threads(), "threads_reason": _threads_reason(), "num_workers": int(cfg.data.num_workers),
                         "batch_size": int(cfg.data.batch_size), "deterministic": bool(t.deterministic),
                         "cudnn_benchmark": _cudnn_benchmark(t), "matmul_precision": t.get("matmul_precision"),
                         "pin_memory": on_gpu, "async_checkpoint": async_writes},
@@ -414,7 +505,7 @@ def build_trainer(cfg, **overrides):
     options = dict(
         accelerator=str(t.accelerator), devices=t.devices, strategy=str(t.strategy), precision=str(t.precision),
         max_epochs=int(t.max_epochs), min_epochs=int(t.get("min_epochs") or 1),
-        enable_progress_bar=bool(t.get("progress_bar", False)),
+        enable_progress_bar=False,  # agebench.fold_progress prints epoch lines / draws the bar (trainer.progress_bar)
         enable_model_summary=False, num_sanity_val_steps=0, deterministic=bool(t.deterministic),
         benchmark=_cudnn_benchmark(t),
         log_every_n_steps=int(t.log_every_n_steps), gradient_clip_val=t.get("gradient_clip_val"),
@@ -425,6 +516,7 @@ def build_trainer(cfg, **overrides):
         use_distributed_sampler=False,
     )
     options["plugins"] = checkpoint_plugins(t)  # direct atomic writes; background ones with async_checkpoint
+    options["plugins"] += signals.cluster_plugins()  # on Slurm: no mid-epoch hpc checkpoints (agebench/signals.py)
     options.update(overrides)
     return pl.Trainer(**options)
 
@@ -456,13 +548,13 @@ def _channels_last():
     return torch.channels_last
 
 
-def _checkpoint_epoch(path: Path) -> int | None:
-    import torch
+def _checkpoint_epoch(path: Path, fold_index: int) -> int | None:
+    """The epoch `path` (a fold's last.ckpt) ends, read with weights_only=True; None after an unreadable
+    or unsafe file was moved aside (the fold then restarts from scratch)."""
+    from agebench.checkpointing import read_or_move_aside
 
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False).get("epoch"))
-    except Exception:  # an unreadable last.ckpt: Lightning will say so when it tries to resume
-        return None
+    checkpoint = read_or_move_aside(path, f"fold {fold_index}")
+    return None if checkpoint is None else int(checkpoint.get("epoch", 0))
 
 
 def _threads() -> int:
@@ -471,10 +563,39 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
+def _threads_reason() -> str | None:
+    from agebench.threads import current
+
+    choice = current()
+    return choice.reason if choice else None
+
+
+def _threads_callback(cfg):
+    from agebench.threads import epoch_callback
+
+    return epoch_callback(cfg.trainer, int(cfg.data.get("num_workers") or 0))
+
+
+def _fold_progress(cfg, fold, record, params):
+    from agebench.fold_progress import FoldProgress
+
+    return FoldProgress(cfg, fold, record, params)
+
+
 def _compile(model):
     import torch
 
     return torch.compile(model)
+
+
+def _val_metrics(module, history: list[dict]) -> dict:
+    """The last validation's metrics; from the history's last row when this run validated nothing
+    (a fold resumed from the checkpoint of its final epoch trains and validates no more)."""
+    metrics = module.last_metrics.get("val")
+    if metrics:
+        return {k: float(v) for k, v in metrics.items()}
+    last = history[-1] if history else {}
+    return {k.removeprefix("val/"): v for k, v in last.items() if k.startswith("val/") and k != "val/loss"}
 
 
 def _best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
@@ -509,6 +630,13 @@ class HistoryCallback:
                         row[key] = float(value)
                 self.history.append(row)
 
+            # kept in last.ckpt, so a resumed fold's record has the whole history (and best epoch)
+            def state_dict(self):
+                return {"history": [dict(row) for row in self.history]}
+
+            def load_state_dict(self, state_dict):
+                self.history = [dict(row) for row in state_dict.get("history", [])]
+
         return _History()
 
 
@@ -517,11 +645,15 @@ class _KillAt:
         from lightning.pytorch.callbacks import Callback
 
         want = dict(part.split("=") for part in spec.split(","))
+        # "signal=TERM" (or INT, USR1) sends that signal to this process instead of dying at once
+        signum = getattr(signal, f"SIG{want['signal']}") if "signal" in want else None
 
         class _Kill(Callback):
             def on_train_epoch_start(self, trainer, pl_module):
                 if int(want["fold"]) == fold_index and int(want["epoch"]) == trainer.current_epoch:
-                    os._exit(137)
+                    if signum is None:
+                        os._exit(137)
+                    os.kill(os.getpid(), signum)
 
         return _Kill()
 
@@ -533,6 +665,8 @@ def make_logger(cfg, cfg_dict, record: dict, fold_dir: Path):
     if name == "csv":
         from lightning.pytorch.loggers import CSVLogger
 
+        # metrics.csv is current after every epoch: Lightning's logger connector calls save() after each
+        # log_metrics (flush_logs_every_n_steps only adds flushes); tests/test_progress.py kills a fold to check
         return CSVLogger(save_dir=str(fold_dir), name="", version="csv")
     if name == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -548,9 +682,15 @@ def make_logger(cfg, cfg_dict, record: dict, fold_dir: Path):
         run_name = "-".join(str(p) for p in (record.get("study") or cfg.experiment_name, record.get("variant"),
                                               f"trial{record['trial']}" if record.get("trial") is not None else None,
                                               f"fold{record['fold']}") if p is not None)
-        return WandbLogger(project=str(lg.project), entity=lg.get("entity"), group=str(group), job_type=f"fold_{record['fold']}",
-                           name=run_name, tags=tags, save_dir=str(fold_dir), mode=str(lg.get("mode", "offline")),
-                           config={k: v for k, v in cfg_dict.items() if k != "hydra"} | {"fold": record["fold"]})
+        # the record's identity next to the resolved config (which has tasks.names), so a workspace can
+        # group and filter by variant, study and trial (docs/wandb.md)
+        identity = {k: record.get(k) for k in ("fold", "variant", "study", "trial", "trial_params")}
+        logger = WandbLogger(project=str(lg.project), entity=lg.get("entity"), group=str(group), job_type=f"fold_{record['fold']}",
+                             name=run_name, tags=tags, save_dir=str(fold_dir), mode=str(lg.get("mode", "offline")),
+                             config={k: v for k, v in cfg_dict.items() if k != "hydra"} | identity)
+        # Lightning always passes anonymous=None, and wandb warns "The anonymous setting has no effect" for any value
+        logger._wandb_init.pop("anonymous", None)
+        return logger
     raise UserError(f"unknown logger {name!r}; use wandb, csv, tensorboard or none")
 
 

@@ -228,12 +228,9 @@ def registered(name: str) -> bool:
 
 
 def build_model(cfg, tasks, image_size: int) -> torch.nn.Module:
-    from omegaconf import OmegaConf
+    from agebench.builders import build_model as build
 
-    from agebench.models import create_model
-
-    options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "input_size")}
-    return create_model(str(cfg.model.name), tasks, input_size=int(image_size), **options)
+    return build(cfg, tasks, image_size=image_size)
 
 
 def load_size_for(image_size: int) -> int:

@@ -27,8 +27,8 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
+    from agebench.builders import build_model
     from agebench.config import compose_config
-    from agebench.models import create_model
     from agebench.paths import conf_dir
     from agebench.profile import profile_model
     from agebench.tasks import build_tasks
@@ -46,9 +46,7 @@ def main() -> None:
                 cfg = compose_config(overrides, config_name="profile")
                 size = int(cfg.data.image_size)
                 tasks = build_tasks(cfg.tasks)
-                options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
-                           if k not in ("name", "input_size")}
-                model = create_model(str(cfg.model.name), tasks, input_size=size, **options)
+                model = build_model(cfg, tasks)
                 measured[key] = profile_model(model, size, latency_iters=iters, warmup=warmup, threads=threads,
                                               oversample=True, device=str(device), per_module=False)
             fig = measured[key]

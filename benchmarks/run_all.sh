@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
-for bench in train_overhead fold_overhead data_path roofline latency; do
+for bench in train_overhead fold_overhead data_path roofline latency parallel_jobs; do
     echo
     "$PY" "benchmarks/${bench}.py" "$@"
 done

@@ -13,9 +13,32 @@ def test_quickstart_learns_age_and_gender(cli, tmp_path):
     assert "age_gender" in result.stdout and "±" in result.stdout  # the closing mean ± std table
     (age,) = read_records(tmp_path / "age" / "results.jsonl")
     (both,) = read_records(tmp_path / "age_gender" / "results.jsonl")
-    chance = 1 / 8  # adience8 bins
-    assert age["metrics"]["age/top1"] > 2.5 * chance
-    assert both["metrics"]["age/top1"] > 2.5 * chance
+    chance = 1 / 8  # adience8 bins; at gender_specific_aging=1 adult age shows only in the gender cues (~33 % top-1)
+    assert age["metrics"]["age/top1"] > 2 * chance
+    assert both["metrics"]["age/top1"] > 2 * chance
     assert both["metrics"]["gender/acc"] > 0.7
     assert age["config"]["data"]["n_subjects"] == both["config"]["data"]["n_subjects"]  # same data and folds
     assert age["fold_sizes"] == both["fold_sizes"]
+
+
+def test_quickstart_ends_with_the_paired_answer_and_where_to_look(cli, tmp_path):
+    """A tiny quickstart (3 folds of a few faces): the closing lines are the report's table, one answer
+    with Δ, its CI and the paired t-test p, the output directory and the `agebench report` command."""
+    import re
+
+    from conftest import TINY
+
+    out = tmp_path / "qs"
+    result = cli("train", "experiment=quickstart", *TINY, f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    answer = next(i for i, line in enumerate(lines) if line.startswith("Answer: "))
+    assert len(lines) - answer <= 5, lines[answer:]  # the answer sits at the very end
+    assert re.fullmatch(r"Answer: (age\+gender (improves|worsens) age top-1 by \d+\.\d\d points \(95% CI -?\d+\.\d\d\.\.-?\d+\.\d\d\)"
+                        r"|No significant difference: age\+gender vs age on age top-1 \(Δ = [+-]\d+\.\d\d points, "
+                        r"95% CI -?\d+\.\d\d\.\.-?\d+\.\d\d\)), paired t-test p = (<0\.001|\d\.\d{3}) \(3 folds\)\.",
+                        lines[answer]), lines[answer]
+    assert f"Output directory: {out}" in lines[answer:]
+    assert any(line.endswith(f"agebench report runs={out} table=quickstart") for line in lines[answer:])
+    table = [line for line in lines[:answer] if line.startswith("| ")]
+    assert any("Age top-1 (%)" in line for line in table) and any("p=" in line for line in table)  # Δ, CI, p cells

@@ -172,7 +172,7 @@ def test_unknown_study_and_bad_keys_are_user_errors(sweeps_env):
     with pytest.raises(MissingConfigException):
         load_spec("no_such_study")
     (sweeps_env / "bad.yaml").write_text("params: {loss.gamma: 'interval(0, 1)'}\nobjectives: {age/top1: up}\n")
-    with pytest.raises(UserError, match="maximize or minimize"):
+    with pytest.raises(UserError, match="maximize, minimize or auto"):
         load_spec("bad")
     (sweeps_env / "bad.yaml").write_text("params: {loss.gamma: 'interval(0, 1)'}\nobjectives: {accuracy: maximize}\n")
     with pytest.raises(UserError, match="neither a task metric"):
@@ -306,7 +306,8 @@ def test_failed_trials_are_recorded_and_max_failures_stops_the_study(sweeps_env,
 def test_a_missing_objective_fails_the_trial(sweeps_env, tmp_path, monkeypatch):
     fake_trainer(monkeypatch, lambda cfg, k: 0.5)
     spec, user = study_spec(sweeps_env, tmp_path, n=2, objectives="age/top1: maximize, age/mae: minimize")
-    run_action(spec, "run", user, echo=lambda s: None)
+    with pytest.raises(StudyStopped, match="all 2 trial"):  # a study in which every trial failed is no success
+        run_action(spec, "run", user, echo=lambda s: None)
     study, _ = open_study(spec, create=False)
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
     assert study.trials[0].user_attrs["fail_kind"] == "no_objective"

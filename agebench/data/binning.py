@@ -49,8 +49,11 @@ class AgeBins:
 
 
 def parse_bins(spec, age_range=(0.0, 80.0)) -> AgeBins:
-    """`adience8` / `fairface9`, `uniform:K` over `age_range`, or a list of K+1 edges."""
+    """`adience8` / `fairface9`, `uniform:K` over `age_range`, `years` (one bin per whole year of `age_range`;
+    `years:LO-HI` names its own range), or a list of K+1 edges."""
     if isinstance(spec, str):
+        if spec == "years" or spec.startswith("years:"):
+            return _one_year_bins(spec, age_range)
         if spec in NAMED_SCHEMES:
             return AgeBins(spec, tuple((float(a), float(b)) for a, b in NAMED_SCHEMES[spec]))
         if spec.startswith("uniform:"):
@@ -77,3 +80,20 @@ def _from_edges(edges: np.ndarray, name: str) -> AgeBins:
     intervals = [(float(edges[i]), float(edges[i + 1]) - eps) for i in range(len(edges) - 2)]
     intervals.append((float(edges[-2]), float(edges[-1])))
     return AgeBins(name, tuple(intervals))
+
+
+def _one_year_bins(spec: str, age_range) -> AgeBins:
+    """One bin per whole year: bin k is the age lo + k (its centre), an exact age goes to the nearest year,
+    so the distribution and ordinal age heads decode to years and MAE is against the exact age."""
+    lo, hi = float(age_range[0]), float(age_range[1])
+    if spec != "years":
+        try:
+            lo, hi = (float(v) for v in spec.split(":", 1)[1].split("-"))
+        except ValueError:
+            raise UserError(f"tasks.age.bins={spec!r}; write years (over tasks.age.range) or years:LO-HI, "
+                            f"e.g. years:0-80") from None
+    first, last = int(np.ceil(lo)), int(np.floor(hi))
+    if last - first < 1:
+        raise UserError(f"tasks.age.bins=years needs a range of at least two whole years, got [{lo:g}, {hi:g}]; "
+                        f"set tasks.age.range")
+    return AgeBins(f"years:{first}-{last}", tuple((float(a), float(a)) for a in range(first, last + 1)))

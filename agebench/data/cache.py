@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
@@ -24,14 +27,39 @@ def cache_key(description: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def cached_array(cache_dir: str | Path, description: dict, build: Callable[[], np.ndarray], prefix: str = "images") -> tuple[np.ndarray, bool]:
+def open_verified(path: Path, shape: tuple[int, ...] | None = None) -> tuple[np.ndarray | None, str]:
+    """(the memory-mapped array, "") when `path` is a whole .npy of the expected shape, else (None, why).
+
+    Entries are renamed into place whole, so a damaged one was cut short or overwritten from outside
+    (a full disk on a copy, a crashed rsync): the header must parse, the file must hold exactly the
+    bytes the header promises, and the shape must be the one the caller expects."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        return None, f"unreadable: {' '.join(str(err).split())[:120]}"
+    if not isinstance(array, np.memmap):
+        return None, "not a single array"
+    size, expected = os.path.getsize(path), array.offset + array.nbytes
+    if size != expected:
+        return None, f"{size} bytes where its header promises {expected}"
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        return None, f"shape {tuple(array.shape)} where {tuple(shape)} is expected"
+    return array, ""
+
+
+def cached_array(cache_dir: str | Path, description: dict, build: Callable[[], np.ndarray], prefix: str = "images",
+                 shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, bool]:
     """The array for `description`, memory-mapped read-only; built with `build()` and stored on a miss.
 
-    Returns (array, hit) so callers and tests can tell a reuse from a rebuild."""
+    An entry that fails `open_verified` (truncated, or not of `shape` when given) is rebuilt, with a
+    warning. Returns (array, hit) so callers and tests can tell a reuse from a rebuild."""
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{prefix}-{cache_key(description)}.npy"
     if path.exists():
-        return np.load(path, mmap_mode="r"), True
+        array, damage = open_verified(path, shape)
+        if array is not None:
+            return array, True
+        log.warning("image cache %s is damaged (%s); rebuilding it", path, damage)
     array = np.ascontiguousarray(build())
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{path.name}.", suffix=".tmp")

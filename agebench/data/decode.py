@@ -157,8 +157,12 @@ class _Decoder:
                 array[i] = image
 
         if n:
-            with ThreadPoolExecutor(max_workers=_workers(n)) as pool:
-                list(pool.map(work, range(n), chunksize=64))
+            from agebench.progress import counted_work  # a bar on a terminal, start/end lines else
+
+            with counted_work(n, "decoding", "decoded", f"images into the cache ({s}×{s})") as advance, \
+                    ThreadPoolExecutor(max_workers=_workers(n)) as pool:
+                for _ in pool.map(work, range(n), chunksize=64):
+                    advance()
         kept = np.flatnonzero(status == OK)
         if len(kept) < n:  # compact the kept rows to the front, in order
             for dst, src in enumerate(kept):
@@ -197,7 +201,7 @@ def decode_images(paths, size: int, cache_dir, on_bad_image: str = "skip", prepr
         return DecodedImages(empty, np.zeros(0, bool), np.zeros(0, np.int8), paths, cache_hit=False)
     decoder = _Decoder(paths, int(size), crop, cache_dir)
     try:
-        status, status_hit = cached_array(cache_dir, description, decoder.status, prefix="status")
+        status, status_hit = cached_array(cache_dir, description, decoder.status, prefix="status", shape=(len(paths),))
         status = np.asarray(status)
         kept = status == OK
         report = DecodedImages(None, kept, status, paths, cache_hit=status_hit).bad_report()  # type: ignore[arg-type]
@@ -205,7 +209,8 @@ def decode_images(paths, size: int, cache_dir, on_bad_image: str = "skip", prepr
             raise UserError(f"{report}; fix or remove them, or set data.on_bad_image=skip")
         if not kept.any():
             raise UserError(f"{report}; no image could be read — check data.root")
-        images, images_hit = cached_array(cache_dir, description, decoder.images, prefix="images")
+        images, images_hit = cached_array(cache_dir, description, decoder.images, prefix="images",
+                                          shape=(int(kept.sum()), int(size), int(size), 3))
     finally:
         decoder.close()
     if report:

@@ -28,6 +28,12 @@ def mlp(in_features: int, hidden: Sequence[int], dropout: float) -> tuple[nn.Seq
     return nn.Sequential(*layers), width
 
 
+def output_layer(task, in_features: int) -> nn.Module:
+    """The task's last layer: its own when it declares one (CORAL's shared-weight layer), else a Linear."""
+    make = getattr(task, "output_layer", None)
+    return make(in_features) if make is not None else nn.Linear(in_features, task.num_outputs)
+
+
 @torch.no_grad()
 def feature_dim(trunk: nn.Module, input_size: int) -> int:
     """Width of the trunk's flattened output at this input resolution (FC sizes follow from it)."""
@@ -59,7 +65,7 @@ class MultiTaskNet(nn.Module):
         for task in tasks:
             spec = {**default_head, **dict(overrides.get(task.name, {}) or {})}
             body, out_width = mlp(width, spec.get("hidden", ()) or (), float(spec.get("dropout", 0.0)))
-            self.heads[task.name] = nn.Sequential(body, nn.Linear(out_width, task.num_outputs))
+            self.heads[task.name] = nn.Sequential(body, output_layer(task, out_width))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.shared(self.trunk(x).flatten(1))

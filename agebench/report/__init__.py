@@ -76,7 +76,16 @@ def build_document(cfg):
         tables, groups, comparisons = recipes.default_tables(frame, opts)
         title = "agebench report"
         plot_kinds = None
+    if cfg.get("breakdown"):  # per age decade / gender / race: one table per configuration
+        from agebench.report import breakdown as bd
+
+        tables = list(tables) + bd.breakdown_tables(groups, str(cfg.get("breakdown")), agg.label_columns(groups),
+                                                    opts.percent, opts.fmt)
     doc = Document(title=title, tables=tables)
+    if records is not None and str(cfg.get("source") or "local") == "local":  # `agebench eval` records, if any
+        from agebench.report.cross_dataset import cross_dataset_tables
+
+        doc.tables += cross_dataset_tables(_plain(cfg.get("runs")), records, opts)
     n_files = len({r.get("results_file") for r in records}) if records else 0
     summary = (f"{len(records)} run records from {n_files} results file(s), {len(groups)} configurations"
                if records else "paper rows only")
@@ -121,6 +130,10 @@ def report_command(cfg) -> None:
                 p.path = str(path.relative_to(out.parent)) if out and path.is_relative_to(out.parent) else str(path)
 
     text = render(doc, fmt)
+    if cfg.get("wandb"):
+        from agebench.report.wandb_push import push_tables
+
+        print(f"agebench report: tables logged to W&B, run dir {push_tables(doc, cfg, summary)}", file=sys.stderr)
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -51,7 +51,7 @@ DUPLICATE_CONFIG = {
 IGNORED_CONFIG = (
     "config.output_dir", "config.cache_dir", "config.data.root", "config.data.num_workers", "config.data.render_workers",
     "config.trainer.async_checkpoint", "config.trainer.progress_bar",
-    "config.protocol.folds", "config.logger", "config.hydra", "config.summary_table", "config.profile",
+    "config.protocol.folds", "config.logger", "config.hydra", "config.summary_table", "config.closing_report", "config.profile",
     "config.trainer.accelerator", "config.trainer.devices", "config.trainer.strategy",
     "config.trainer.threads", "config.trainer.log_every_n_steps", "config.trainer.deterministic",
     "config.trainer.compile", "config.trainer.channels_last", "config.trainer.matmul_precision",
@@ -148,6 +148,9 @@ def age_classes(age_bins, config: Mapping | None = None):
             return None
     if text.startswith("edges:"):
         return len(text.split(":", 1)[1].split(",")) - 1
+    years = re.fullmatch(r"years:(-?\d+)-(-?\d+)", text)  # one bin per year, both ends included
+    if years:
+        return int(years.group(2)) - int(years.group(1)) + 1
     if text.startswith("["):
         try:
             edges = json.loads(text)
@@ -297,11 +300,10 @@ def metric_names(frame: pd.DataFrame) -> list[str]:
 
 
 def metric_sort_key(name: str) -> tuple:
-    """age before gender before race; top1, top2, one_off, mae, then the rest."""
-    order = {t: i for i, t in enumerate(TASK_ORDER)}
-    within = {"top1": 0, "top2": 1, "one_off": 2, "mae": 3, "acc": 0}
-    task, _, leaf = name.partition("/")
-    return (order.get(task, 9), task, within.get(leaf, 5), name)
+    """age before gender before race, then the order the metric registry declares (agebench.metrics)."""
+    from agebench import metrics as registry
+
+    return registry.sort_key(name)
 
 
 LOSS_COLUMNS = ("gamma", "weights", "weighting")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agebench.metrics import headline
 from agebench.report.aggregate import Group
 from agebench.report.tables import Plot
 
@@ -137,7 +138,7 @@ def learning_curves(group: Group, label: str) -> Plot | None:
     keys = {k for _, h in histories for e in h if isinstance(e, dict) for k in e}
     loss_keys = [k for k in ("train/loss", "val/loss") if k in keys]
     val_metrics = sorted(k for k in keys if k.startswith("val/") and k != "val/loss")
-    preferred = [k for k in ("val/age/top1", "val/gender/acc", "val/age/mae") if k in val_metrics]
+    preferred = ["val/" + m for m in headline([k.removeprefix("val/") for k in val_metrics])]
     metric_key = (preferred or val_metrics or [None])[0]
     plt = _plt()
     panels = (1 if loss_keys else 0) + (1 if metric_key else 0)
@@ -270,7 +271,8 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
     """All applicable plots, and a note per plot kind that had no data."""
     from agebench.report.recipes import is_fraction_metric
 
-    which = set(which or ("pareto", "granularity", "curves", "confusion"))
+    asked = set(which or ())
+    which = set(which or ("pareto", "granularity", "curves", "confusion", "bias"))
     from agebench.report.aggregate import label_columns
 
     short = [c for c in label_columns(groups) if len({g.key.get(c) for g in groups}) > 1] or ["tasks"]
@@ -279,7 +281,7 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
     names = {m for g in groups for m in g.metrics}
     if "pareto" in which:
         made = False
-        for metric in [m for m in ("age/top1", "gender/acc", "race/acc", "age/mae") if m in names][:2]:
+        for metric in headline(names, limit=2):
             p = accuracy_vs_cost(groups, metric, labels, 100.0 if is_fraction_metric(metric) else 1.0)
             if p:
                 plots.append(p)
@@ -304,4 +306,18 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
         plots += made
         if not made:
             skipped.append("confusion matrix skipped: no `predictions` npz with age_true/age_pred found")
+    if "bias" in which:  # signed age error per decade, from the records' per-group breakdown
+        from agebench.report.breakdown import bias_vs_age
+
+        p = bias_vs_age(groups, labels)
+        if p:
+            plots.append(p)
+        elif "bias" in asked:
+            skipped.append("bias-vs-age plot skipped: no per-age `breakdown` in the run records")
+    if which & {"coupling", "leakage"}:  # the synthetic benchmark's planted effects (study_plots.py)
+        from agebench.report.study_plots import study_plots
+
+        more, notes = study_plots(groups, which)
+        plots += more
+        skipped += notes
     return plots, skipped

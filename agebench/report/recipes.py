@@ -41,27 +41,23 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from agebench import metrics as registry
 from agebench.errors import UserError
 from agebench.report import aggregate as agg
 from agebench.report.aggregate import Group
-from agebench.report.stats import Comparison, compare_single_multi, delta_text, format_p, lower_is_better
+from agebench.report.stats import Comparison, compare_single_multi, delta_text, format_p
 from agebench.report.tables import INCOMPLETE_MARK, Cell, Table, number_cell, stat_cell
 
-PERCENT_LEAVES = ("top1", "top2", "one_off", "acc")
-COST_LABELS = {"params": ("params", ",.0f"), "gmacs": ("GMACs", ".3f"), "size_mb": ("size MB", ".2f"),
-               "latency_ms": ("latency ms", ".2f"), "epochs": ("epochs", ".1f"),
-               "train_seconds": ("train s", ".0f")}
+# cost columns: label and format from the metric registry
+COST_LABELS = {name: (registry.label(name), registry.fmt(name)) for name in registry.COST_FIELDS}
 
 
 def is_fraction_metric(name: str) -> bool:
-    leaf = name.rsplit("/", 1)[-1]
-    return leaf in PERCENT_LEAVES or bool(re.fullmatch(r"cs\d+(\.\d+)?", leaf))
+    return registry.is_percent(name)
 
 
 def metric_label(name: str, percent: bool) -> tuple[str, float]:
-    if percent and is_fraction_metric(name):
-        return f"{name} (%)", 100.0
-    return name, 1.0
+    return registry.display(name, percent)
 
 
 @dataclass
@@ -110,7 +106,7 @@ def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts:
         r = c.result
         _, scale = metric_label(r.metric, opts.percent)
         fmt = opts.fmt
-        better = (r.mean_diff < 0) if lower_is_better(r.metric) else (r.mean_diff > 0)
+        better = registry.improves(r.mean_multi, r.mean_single, r.metric)
         if r.n < 2 or not math.isfinite(r.p_t):
             verdict = "too few folds" if r.n < 2 else "no variation"
         elif r.p_t < 1 - opts.confidence:
@@ -129,10 +125,7 @@ def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts:
 
 
 def primary_metric(task: str, names) -> str | None:
-    for leaf in ("top1", "acc", "mae"):
-        if f"{task}/{leaf}" in names:
-            return f"{task}/{leaf}"
-    return None
+    return registry.primary(task, names)
 
 
 # --------------------------------------------------------------------------- default table

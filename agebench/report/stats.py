@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agebench import metrics as registry
 from agebench.report.aggregate import Group, metric_sort_key
 
 # identity columns that may differ between the two sides of a pair
@@ -26,8 +27,8 @@ PAIR_FREE_PREFIXES = ("config.loss.", "config.tasks.names", "config.model.heads"
 
 
 def lower_is_better(metric: str) -> bool:
-    leaf = metric.rsplit("/", 1)[-1]
-    return leaf in ("mae", "rmse", "loss") or leaf.endswith("_error")
+    """From the metric registry (agebench.metrics), the one place directions are declared."""
+    return registry.lower_is_better(metric)
 
 
 @dataclass

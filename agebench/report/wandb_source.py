@@ -132,7 +132,8 @@ def fetch_records(project: str, filters: Mapping | None = None, api=None, includ
     except Exception as err:  # noqa: BLE001
         raise UserError(f"W&B project {project!r} could not be read ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
                         f"check the entity/project name and your login") from None
-    records = [run_to_record(r) for r in runs]
+    # the tables `agebench report wandb=true` logged are not run records
+    records = [run_to_record(r) for r in runs if getattr(r, "job_type", None) != "report"]
     if not include_running:
         records = [r for r in records if r.get("status") != "running"]
     if not records:

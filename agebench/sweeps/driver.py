@@ -37,7 +37,9 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from agebench import preflight
 from agebench.errors import UserError
+from agebench.sweeps.hints import sweep_hint
 from agebench.sweeps.spec import SweepSpec
 from agebench.sweeps.storage import (
     DISCARDED_KINDS,
@@ -52,8 +54,11 @@ from agebench.sweeps.storage import (
     last_sign_of_life,
     open_storage,
     requeue,
+    superseded_failures,
     worker_id,
 )
+from agebench.sweeps.trial_lines import report_trial
+from agebench.validation import check_train_config
 
 log = logging.getLogger("agebench.sweep")
 
@@ -91,9 +96,10 @@ def open_study(spec: SweepSpec, create: bool = True):
     url = spec.storage_url()
     if not create and spec.storage is None and not (spec.dir / "study.db").exists():
         raise UserError(f"no study {spec.study_name!r} yet: {spec.dir / 'study.db'} does not exist; start it with "
-                        f"`agebench sweep sweep={spec.name}` (or pass the sweep.storage / sweep.dir it ran with)")
+                        f"`{sweep_hint(spec)}` (or pass the sweep.storage / sweep.dir it ran with)")
     storage = open_storage(url)
-    sampler, pruner = spec.make_sampler(), spec.make_pruner()
+    # the sampler continues the study's stream: seeded from the trials it holds (SweepSpec.sampler_seed)
+    sampler, pruner = spec.make_sampler(_trials_in(storage, spec.study_name)), spec.make_pruner()
     if create:
         study = optuna.create_study(storage=storage, study_name=spec.study_name, directions=spec.directions,
                                     sampler=sampler, pruner=pruner, load_if_exists=True)
@@ -103,7 +109,7 @@ def open_study(spec: SweepSpec, create: bool = True):
         except KeyError:
             names = optuna.study.get_all_study_names(storage)
             raise UserError(f"no study {spec.study_name!r} in {display_url(url)} (it holds: {', '.join(names) or 'none'}); "
-                            f"start it with `agebench sweep sweep={spec.name}`") from None
+                            f"start it with `{sweep_hint(spec)}`") from None
     wanted = [d.upper() for d in spec.directions]
     have = [d.name for d in study.directions]
     if have != wanted:
@@ -124,6 +130,15 @@ def open_study(spec: SweepSpec, create: bool = True):
     return study, study._storage  # the wrapper Optuna itself writes through (RDB: a caching layer)
 
 
+def _trials_in(storage, study_name: str) -> int:
+    """How many trials the study already holds (0 when it does not exist yet)."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
 @dataclass
 class Counts:
     by_state: dict[str, int] = field(default_factory=dict)
@@ -138,10 +153,12 @@ def count_trials(trials) -> Counts:
     from optuna.trial import TrialState
 
     c = Counts()
+    trials = list(trials)
+    superseded = superseded_failures(trials)  # failed trials queued again by action=retry_failed
     for t in trials:
         c.by_state[t.state.name] = c.by_state.get(t.state.name, 0) + 1
         kind = t.user_attrs.get(FAIL_KIND)
-        if t.state == TrialState.FAIL and kind in RETRIED_KINDS:
+        if t.state == TrialState.FAIL and (kind in RETRIED_KINDS or t.number in superseded):
             c.retried += 1
         elif t.state == TrialState.FAIL and kind in DISCARDED_KINDS:
             c.discarded += 1
@@ -159,6 +176,7 @@ def count_trials(trials) -> Counts:
 def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
     """Run trials until the study's budget is spent; returns this worker's tally."""
     _check_composes(spec, user_overrides)
+    preflight.check_sweep(spec, user_overrides)  # sample configs compose, device and data exist: else no trial
     study, storage = open_study(spec)
     me = worker_id()
     echo(f"agebench sweep: study {spec.study_name!r} in {display_url(spec.storage_url())}; "
@@ -178,8 +196,9 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
                 continue
             if spec.max_failures is not None and counts.failures >= spec.max_failures:
                 raise StudyStopped(f"study {spec.study_name!r} stopped: {counts.failures} failed trials reached "
-                                   f"sweep.max_failures={spec.max_failures}; see `agebench sweep sweep={spec.name} "
-                                   f"action=status` for their reasons")
+                                   f"sweep.max_failures={spec.max_failures}; see `{sweep_hint(spec, 'status')}` "
+                                   f"for their reasons, then rerun them with "
+                                   f"`{sweep_hint(spec, 'retry_failed', user_overrides)}`")
             trial = study.ask()
             storage.set_trial_user_attr(trial._trial_id, WORKER, me)
             storage.set_trial_user_attr(trial._trial_id, TRIAL_DIR, str(spec.trial_dir(trial.number)))
@@ -187,13 +206,50 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
                 state = _run_and_tell(spec, study, storage, trial, user_overrides)
             if state == "DISCARDED":
                 continue
+            report_trial(spec, study, storage, trial, state)  # params, objective(s), the study's best so far
             tally["ran"] += 1
             tally[{"COMPLETE": "complete", "PRUNED": "pruned"}.get(state, "failed")] += 1
     counts = count_trials(study.get_trials(deepcopy=False))
     echo(f"agebench sweep: worker done after {tally['ran']} trial(s) ({tally['complete']} complete, "
          f"{tally['pruned']} pruned, {tally['failed']} failed); study {spec.study_name!r} has "
          f"{counts.budget_used}/{spec.n_trials} trials: {_state_text(counts)}")
+    _fail_if_nothing_succeeded(spec, study, counts)
     return tally
+
+
+def _fail_if_nothing_succeeded(spec: SweepSpec, study, counts: Counts) -> None:
+    """A finished study whose every counted trial failed is an error (exit 4), not a success: the
+    cause is almost always the same for all (a bad base config, a missing objective)."""
+    from optuna.trial import TrialState
+
+    if counts.failures == 0 or any(counts.by_state.get(s, 0) for s in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")):
+        return
+    failed = [t for t in study.get_trials(deepcopy=False)
+              if t.state == TrialState.FAIL and t.user_attrs.get(FAIL_KIND) not in RETRIED_KINDS + DISCARDED_KINDS]
+    first = failed[0].user_attrs if failed else {}
+    raise StudyStopped(f"study {spec.study_name!r}: all {counts.failures} trial(s) failed; the first "
+                       f"({first.get(FAIL_KIND, 'error')}): {str(first.get(FAIL_REASON, 'no reason recorded'))[:300]}; "
+                       f"see `{sweep_hint(spec, 'status')}`")
+
+
+def retry_failed(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
+    """`action=retry_failed`: queue every failed trial's parameters again (a grid point keeps its point),
+    then run trials as `action=run` does. The failed trials stop counting towards the budget and
+    sweep.max_failures, so a study stopped by its failures runs again; failing again counts anew."""
+    from optuna.trial import TrialState
+
+    _check_composes(spec, user_overrides)
+    preflight.check_sweep(spec, user_overrides)  # a still-broken config reruns nothing
+    study, _ = open_study(spec, create=False)
+    trials = study.get_trials(deepcopy=False)
+    superseded = superseded_failures(trials)
+    failed = [t for t in trials if t.state == TrialState.FAIL and t.number not in superseded
+              and t.user_attrs.get(FAIL_KIND) not in RETRIED_KINDS + DISCARDED_KINDS]
+    for t in failed:
+        requeue(study, t)
+    echo(f"agebench sweep: {len(failed)} failed trial(s) of study {spec.study_name!r} queued again"
+         + (f" ({', '.join(str(t.number) for t in failed)})" if failed else "; nothing to retry"))
+    return run_worker(spec, user_overrides, echo=echo)
 
 
 class _DeadTrialWait:
@@ -270,9 +326,13 @@ def _check_composes(spec: SweepSpec, user_overrides) -> None:
     from agebench.config import compose_checked
 
     try:
-        compose_checked(spec.trial_overrides(user_overrides, {}, None))
+        cfg = compose_checked(spec.trial_overrides(user_overrides, {}, None))
     except UserError as err:
         raise UserError(f"sweep {spec.name}: the trial config does not compose: {err}") from None
+    try:
+        check_train_config(cfg)  # values too (sweep.base + your overrides), before any trial
+    except UserError as err:
+        raise UserError(f"sweep {spec.name}: the trial config has invalid values: {err}") from None
 
 
 def _run_and_tell(spec, study, storage, trial, user_overrides) -> str:
@@ -324,10 +384,13 @@ def _is_grid_duplicate(study, trial, params: dict) -> bool:
     Compared by parameters, not by GridSampler's grid_id: requeued trials carry none."""
     from optuna.trial import TrialState
 
-    for other in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    superseded = superseded_failures(trials)
+    for other in trials:
         if other.number >= trial.number or other.state == TrialState.WAITING or other.params != params:
             continue
-        if other.state == TrialState.FAIL and other.user_attrs.get(FAIL_KIND) in RETRIED_KINDS + DISCARDED_KINDS:
+        if other.state == TrialState.FAIL and (other.user_attrs.get(FAIL_KIND) in RETRIED_KINDS + DISCARDED_KINDS
+                                               or other.number in superseded):
             continue
         return True
     return False

@@ -21,7 +21,7 @@ GROUP = "sweep"
 SCHEME = "agebench"
 # Keys of conf/sweep.yaml that belong to the sweep command itself; every other override a user gives
 # `agebench sweep` is an `agebench train` override and is forwarded to each trial.
-SWEEP_ONLY_KEYS = ("sweep", "action")
+SWEEP_ONLY_KEYS = ("sweep", "action", "port")   # port: action=dashboard
 
 
 def _sweeps_dir() -> Path:
@@ -52,7 +52,7 @@ def _make_source_class():
             if path is None or not path.is_file():
                 raise ConfigLoadError(f"Config not found: {config_path}")
             text = path.read_text(encoding="utf-8")
-            cfg = OmegaConf.create(OmegaConf.load(path) or {})
+            cfg = OmegaConf.create(_load_study_yaml(path) or {})
             if not isinstance(cfg, DictConfig):
                 raise ConfigLoadError(f"{path} must hold a mapping (the study's keys), not a list")
             if "name" not in cfg:  # the study is named after its file unless it says otherwise
@@ -81,6 +81,22 @@ def _make_source_class():
             return study_names()
 
     return SweepsConfigSource
+
+
+def _load_study_yaml(path: Path):
+    """The study yaml's content; malformed YAML is a one-line UserError naming the file and the line."""
+    import yaml
+
+    from agebench.errors import UserError
+
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{where} is not valid YAML ({problem}); fix the study file (docs/sweeps.md "
+                        f"shows the format)") from None
 
 
 _REGISTERED = False

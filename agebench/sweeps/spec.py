@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agebench import metrics as metric_registry
 from agebench.errors import UserError
 from agebench.sweeps.source import merge_overrides, quote
 from agebench.sweeps.space import SearchSpace, parse_space
@@ -59,6 +60,7 @@ class SweepSpec:
         self.export_dir = Path(str(s.get("export_dir") or self.dir / "export")).expanduser().resolve()
         self.space: SearchSpace = parse_space(OmegaConf.to_container(s.get("params") or {}, resolve=True))
         self.base = [str(o) for o in (s.get("base") or [])]
+        _check_overrides(self.base, "sweep.base")
         self.objectives = self._objectives(s.get("objectives"))
         self.sampler_cfg = _plain(s.get("sampler")) or {"name": "tpe"}
         self.pruner_cfg = _plain(s.get("pruner")) or {"name": "none"}
@@ -83,14 +85,21 @@ class SweepSpec:
         spec = _plain(spec)
         if not spec:
             raise UserError(f"sweep {self.name} declares no objectives; add e.g. `objectives: {{age/top1: maximize}}`")
+        if isinstance(spec, (list, tuple)):  # [age/mae, latency_ms]: each metric's direction from the registry
+            spec = {m: "auto" for m in spec}
         if not isinstance(spec, dict):
-            raise UserError(f"sweep.objectives must map a metric to maximize|minimize, got {spec!r}")
+            raise UserError(f"sweep.objectives must map a metric to maximize|minimize|auto, got {spec!r}")
         out = []
         for metric, direction in spec.items():
-            d = DIRECTIONS.get(str(direction).lower())
-            if d is None:
-                raise UserError(f"sweep.objectives.{metric}={direction!r}: use maximize or minimize")
             name = str(metric).removeprefix("metrics.")
+            # auto (or null): the direction agebench.metrics declares for this metric
+            d = metric_registry.goal(name) if direction in (None, "auto") else DIRECTIONS.get(str(direction).lower())
+            if d is None:
+                raise UserError(f"sweep.objectives.{metric}={direction!r}: use maximize, minimize or auto")
+            declared = metric_registry.spec(name)
+            if declared is not None and declared.direction != metric_registry.ZERO and d != metric_registry.goal(name):
+                raise UserError(f"sweep.objectives.{metric}={direction}: {name} is {declared.direction}-is-better "
+                                f"(agebench.metrics); use {metric_registry.goal(name)} or auto")
             if not (TASK_METRIC.match(name) or name in RECORD_OBJECTIVES):
                 raise UserError(f"sweep.objectives: {metric!r} is neither a task metric (age/top1, gender/acc, "
                                 f"race/acc, age/mae, ...) nor a run-record field ({', '.join(RECORD_OBJECTIVES)})")
@@ -133,16 +142,30 @@ class SweepSpec:
         return merge_overrides([f"experiment_name={self.study_name}"], self.base, user, ["variants=null"],
                                self.space.fixed, self.space.overrides(values), out)
 
-    def make_sampler(self):
+    def sampler_seed(self, trials_before: int = 0) -> int | None:
+        """The seed of this worker's sampler when the study already holds `trials_before` trials.
+
+        A fresh study: sweep.sampler.seed + sweep.worker (what it always was). A worker that joins or
+        restarts a study with trials derives its seed from (seed, worker, trials_before): a restarted
+        worker must not replay the random stream it drew before it died — its first draws would repeat
+        parameter sets that already ran. The trial count differs on every (re)start that drew anything."""
+        seed = self.sampler_cfg.get("seed")
+        if seed is None:
+            return None
+        if trials_before == 0:
+            return int(seed) + self.worker
+        import numpy as np
+
+        return int(np.random.SeedSequence([int(seed), self.worker, int(trials_before)]).generate_state(1)[0])
+
+    def make_sampler(self, trials_before: int = 0):
         import optuna
 
         cfg = dict(self.sampler_cfg)
-        seed = cfg.pop("seed", None)
-        seed = None if seed is None else int(seed) + self.worker
+        cfg.pop("seed", None)
+        seed = self.sampler_seed(trials_before)
         if "_target_" in cfg:
-            from hydra.utils import instantiate
-
-            return instantiate({**cfg, **({"seed": seed} if seed is not None else {})})
+            return _instantiate("sweep.sampler", {**cfg, **({"seed": seed} if seed is not None else {})})
         name = str(cfg.pop("name", "tpe")).lower()
         if name not in SAMPLERS:
             raise UserError(f"sweep.sampler.name={name!r}: choose one of {', '.join(SAMPLERS)} (or give a _target_)")
@@ -159,9 +182,7 @@ class SweepSpec:
 
         cfg = dict(self.pruner_cfg)
         if "_target_" in cfg:
-            from hydra.utils import instantiate
-
-            return instantiate(cfg)
+            return _instantiate("sweep.pruner", cfg)
         name = str(cfg.pop("name", "none")).lower()
         if name not in PRUNERS:
             raise UserError(f"sweep.pruner.name={name!r}: choose one of {', '.join(PRUNERS)} (or give a _target_)")
@@ -183,6 +204,33 @@ class SweepSpec:
                 "params": {p.key: p.spelling for p in self.space.params},
                 "objectives": {o.metric: o.direction for o in self.objectives},
                 "sampler": self.sampler_cfg, "pruner": self.pruner_cfg, "n_trials": self.n_trials}
+
+
+def _instantiate(key: str, cfg: dict):
+    """A sampler / pruner from its `_target_`; one line naming the key when it cannot be built."""
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(cfg)
+    except Exception as err:  # a misspelt class, a wrong argument: InstantiationException and its causes
+        inner = err
+        while inner.__cause__ is not None:
+            inner = inner.__cause__
+        reason = " ".join(str(inner).replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "").split())[:200]
+        raise UserError(f"{key}._target_={cfg['_target_']!r} cannot be built ({reason}); give an importable "
+                        f"optuna class and its arguments, or a name: {key}.name=...") from None
+
+
+def _check_overrides(overrides: list[str], key: str) -> None:
+    """Each entry parses as a Hydra override (key=value), or a one-line UserError naming it."""
+    from agebench.sweeps.source import override_key
+
+    for override in overrides:
+        try:
+            override_key(override)
+        except Exception as err:  # Hydra's OverrideParseException / HydraException from its lexer
+            raise UserError(f"{key} entry {override!r} is not a valid override ({str(err).splitlines()[0]}); write "
+                            f"key=value and quote values with brackets, spaces or commas, e.g. 'model.width=[1,1]'") from None
 
 
 def _plain(node):

@@ -8,6 +8,7 @@ import time
 import warnings
 from pathlib import Path
 
+from agebench.sweeps import worker_errors
 from agebench.sweeps.driver import BUDGET_ATTR, TRIAL_DIR, count_trials
 from agebench.sweeps.spec import SweepSpec
 from agebench.sweeps.storage import FAIL_KIND, FAIL_REASON, RETRY_OF, display_url, last_sign_of_life
@@ -116,6 +117,7 @@ def status_text(study, spec: SweepSpec) -> str:
                          f"{t.user_attrs.get(FAIL_REASON, '(no reason recorded)')}{retry}")
         if len(failed) > MAX_ROWS:
             lines.append(f"  ... {len(failed) - MAX_ROWS} earlier failures (action=export writes them all)")
+    lines += worker_errors.status_lines(study)
     lines.append("parameter importances (fANOVA):")
     for metric, imp in importances(study, spec).items():
         if isinstance(imp, str):

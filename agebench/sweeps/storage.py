@@ -175,6 +175,20 @@ def fail_stale_trials(study, storage, stale_after_s: float) -> list[int]:
     return reaped
 
 
+def superseded_failures(trials) -> set[int]:
+    """Numbers of FAIL trials whose parameters were queued again later (`requeue`: a stale or
+    interrupted trial, or `action=retry_failed`): a later trial names their origin in RETRY_OF."""
+    from optuna.trial import TrialState
+
+    latest_retry: dict[int, int] = {}
+    for t in trials:
+        origin = t.user_attrs.get(RETRY_OF)
+        if origin is not None:
+            latest_retry[int(origin)] = max(latest_retry.get(int(origin), -1), t.number)
+    return {t.number for t in trials if t.state == TrialState.FAIL
+            and latest_retry.get(int(t.user_attrs.get(RETRY_OF, t.number)), -1) > t.number}
+
+
 # GridSampler's system attrs naming a trial's grid point; set at ask time, before any parameter
 GRID_ATTRS = ("grid_id", "search_space")
 

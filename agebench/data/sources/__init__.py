@@ -7,6 +7,7 @@ image array via the decode-once cache. Synthetic data renders its images instead
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +41,12 @@ class DatasetSource:
         path = Path(str(root)).expanduser()
         if not path.is_dir():
             raise UserError(f"data.root={root} does not exist or is not a directory; point it at the {self.name} dataset")
+        try:  # listing it is what parsing does first; unreadable, it would look like an empty dataset
+            with os.scandir(path) as entries:
+                next(entries, None)
+        except PermissionError:
+            raise UserError(f"permission denied reading data.root={root}; make it readable (chmod -R u+rX {root}) "
+                            f"or run as a user who can read it") from None
         return path
 
 

@@ -1,0 +1,66 @@
+"""Temporary files for atomic writes that get the permissions a plain `open()` would give.
+
+`tempfile.mkstemp` creates its file mode 0600 whatever the umask, so a results store or checkpoint
+written through it could not be read by the other users of a shared sweep directory. `temp_beside`
+gives the temporary file `0666 & ~umask` (0644 under the usual umask 022) before anything is written,
+and a name unique to this process and call, so concurrent writers of one file never share a temp file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from agebench.errors import DiskFullError
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full disk, a full quota
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (os.umask can only be read by setting it, which
+    races with other threads creating files); falls back to set-and-restore off Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode `open(path, "w")` would create a file with under the current umask."""
+    return 0o666 & ~current_umask()
+
+
+def temp_beside(path: str | Path) -> tuple[int, str]:
+    """An open descriptor and the name of a new, uniquely named temporary file next to `path`
+    (same directory, so `os.replace` onto `path` is atomic), with umask-honouring permissions."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, default_file_mode())
+    return fd, tmp
+
+
+def remove_quietly(path: str | Path) -> None:
+    """Delete a leftover temporary file; it may already be gone (or never have been created)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def disk_full(path: Path, err: OSError) -> DiskFullError:
+    """One line saying which file could not be written and how much room its file system has left."""
+    try:
+        free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"{os.strerror(err.errno).lower()} writing {path} ({free}); free some space "
+                         f"or set output_dir to a larger disk, then rerun the same command to resume")

@@ -1,0 +1,65 @@
+"""The closing lines of a run with variants (the quickstart): the report's own table, then the answer.
+
+`agebench train experiment=quickstart` ends with what `agebench report runs=<dir> table=quickstart` prints
+(percent, mean ± std over folds, Δ vs single-task with its Student-t CI and the paired t-test p), one
+sentence that answers the experiment's question from the paired test, the output directory and the
+command for more. Everything comes from agebench.report (no second formatter).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from agebench import metrics as metric_registry
+from agebench.report.stats import Paired, compare_single_multi
+
+ANSWER_METRICS = ("age/top1",)  # the one-sentence answer; the table carries MAE and the rest
+_WORDS = {"age/top1": ("age top-1", 100.0, " points"), "age/mae": ("age MAE", 1.0, " years")}
+
+
+def report_command(output_dir: str | Path, recipe: str) -> str:
+    return f"agebench report runs={output_dir} table={recipe}"
+
+
+def answer_sentence(result: Paired, multi: str, single: str, alpha: float = 0.05) -> str:
+    """"age+gender improves age top-1 by 3.10 points (95% CI 1.02..5.18), paired t-test p = 0.014 (5 folds)."."""
+    name, scale, unit = _WORDS.get(result.metric, (result.metric, 1.0, ""))
+    conf = int(round(result.confidence * 100))
+    if result.n < 2 or not math.isfinite(result.p_t):
+        return (f"{multi} vs {single}: {result.n} paired fold(s) of {name}, too few for a paired test "
+                f"(run all folds for an answer).")
+    d, low, high = result.mean_diff * scale, result.ci_low * scale, result.ci_high * scale
+    tail = f"(Δ = {d:+.2f}{unit}, {conf}% CI {low:.2f}..{high:.2f}), paired t-test p = {_p(result.p_t)} ({result.n} folds)."
+    if result.p_t >= alpha:
+        return f"No significant difference: {multi} vs {single} on {name} {tail}"
+    better = metric_registry.improves(result.mean_multi, result.mean_single, result.metric)  # agebench.metrics
+    verb = "improves" if better else "worsens"
+    return (f"{multi} {verb} {name} by {abs(d):.2f}{unit} ({conf}% CI {low:.2f}..{high:.2f}), "
+            f"paired t-test p = {_p(result.p_t)} ({result.n} folds).")
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def closing_text(output_dir: str | Path, recipe: str, confidence: float = 0.95) -> str:
+    from agebench.report import build_document
+    from agebench.report.tables import render
+
+    cfg = OmegaConf.create({"runs": str(output_dir), "table": recipe, "format": "md", "percent": True,
+                            "precision": 2, "incomplete": "mark", "compare": True, "confidence": confidence,
+                            "filters": {}, "metrics": None, "ignore": []})
+    doc, _, groups, _, _ = build_document(cfg)
+    lines = [render(doc, "md").rstrip(), ""]
+    comparisons = compare_single_multi(groups, ANSWER_METRICS, confidence)
+    for c in sorted(comparisons, key=lambda c: (ANSWER_METRICS.index(c.result.metric), "+".join(c.multi.tasks))):
+        lines.append("Answer: " + answer_sentence(c.result, "+".join(c.multi.tasks), "+".join(c.single.tasks),
+                                                  alpha=1 - confidence))
+    if not comparisons:
+        lines.append("Answer: no single-task partner finished, so there is no paired comparison yet.")
+    lines.append(f"Output directory: {output_dir}")
+    lines.append(f"More (all metrics, plots with out=...): {report_command(output_dir, recipe)}")
+    return "\n".join(lines)

