@@ -395,6 +395,22 @@ def test_written_files_honour_the_umask(tiny_overrides, tmp_path, mask):
     assert set(modes.values()) == {oct(want)}, modes
 
 
+def test_image_cache_files_honour_the_umask(tmp_path):
+    """The decoded-image cache is shared between users of a machine: mkstemp's 0600 would lock them out."""
+    import numpy as np
+
+    from agebench.data.cache import cached_array
+
+    before = os.umask(0o022)
+    try:
+        array, hit = cached_array(tmp_path / "cache", {"what": "umask test"}, lambda: np.zeros((2, 3), np.uint8))
+    finally:
+        os.umask(before)
+    assert not hit and array.shape == (2, 3)
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in (tmp_path / "cache").iterdir()}
+    assert modes and set(modes.values()) == {oct(0o644)}, modes
+
+
 def test_umask_is_read_without_changing_it():
     from agebench.files import current_umask, default_file_mode
 

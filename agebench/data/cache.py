@@ -11,11 +11,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from agebench.files import temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def cached_array(cache_dir: str | Path, description: dict, build: Callable[[], n
         log.warning("image cache %s is damaged (%s); rebuilding it", path, damage)
     array = np.ascontiguousarray(build())
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)  # unique name, umask-honouring mode (the cache is shared by users)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, array)

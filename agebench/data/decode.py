@@ -34,6 +34,7 @@ import pandas as pd
 
 from agebench.data.cache import cached_array
 from agebench.errors import UserError
+from agebench.files import default_file_mode
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class _Decoder:
         n, s = len(self.paths), self.size
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".decode-", suffix=".npy")
+        os.fchmod(fd, default_file_mode())  # mkstemp makes 0600; the cache is shared, honour the umask
         os.close(fd)
         array = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
         status = np.zeros(n, dtype=np.int8)

@@ -144,7 +144,6 @@ def report_command(cfg) -> None:
     if out.suffix == "":
         out = out.with_suffix(EXTENSIONS[fmt])
     atomic_write_text(out, text)
-    out.chmod(0o644)  # mkstemp makes 0600; a report is for sharing
     written = [str(out)]
     if fmt == "csv":
         for t in doc.tables[1:]:
