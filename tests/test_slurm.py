@@ -184,9 +184,13 @@ def test_a_cancelled_worker_loses_and_duplicates_no_trial(workdir):
     assert len(complete) == 4, [(t.number, t.state, t.user_attrs) for t in trials]          # none lost
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert len({t.params["loss.gamma"] for t in complete}) == 4                              # none twice
-    assert len(cut) == 1 and cut[0].user_attrs[FAIL_KIND] in ("interrupted", "stale")
-    (rerun,) = [t for t in complete if t.user_attrs.get(RETRY_OF) == cut[0].number]          # its params ran again
-    assert rerun.params == cut[0].params
+    # The cancelled trial is either failed (interrupted/stale) and rerun with its params, or, when the
+    # cancel lands as it finishes, simply complete (seen once in CI): both lose and repeat nothing.
+    assert len(cut) <= 1
+    for failed in cut:
+        assert failed.user_attrs[FAIL_KIND] in ("interrupted", "stale")
+        (rerun,) = [t for t in complete if t.user_attrs.get(RETRY_OF) == failed.number]      # its params ran again
+        assert rerun.params == failed.params
     for t in complete:
         records = [json.loads(line) for line in (sweep_dir / f"trial_{t.number:04d}" / "results.jsonl").open()]
         assert [(r["trial"], r["fold"]) for r in records] == [(t.number, 0), (t.number, 1)]  # both folds, once
