@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-import re
 import sys
 from dataclasses import dataclass
 
+from agebench.config import hydra_error_line
 from agebench.errors import UserError
 from agebench.preflight import check_launcher
 
@@ -26,12 +26,12 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "train": Command("agebench.train:train_command", "train", "train one experiment over its protocol's folds"),
-    "profile": Command("agebench.profile:profile_command", "profile", "params, GMACs, size and latency of a model"),
+    "profile": Command("agebench.profile_command:profile_command", "profile", "params, GMACs, size and latency of a model"),
     "eval": Command("agebench.evaluate:eval_command", "eval", "evaluate a trained checkpoint on its test fold or another dataset"),
     "export": Command("agebench.export:export_command", "export", "a trained checkpoint as ONNX or TorchScript, checked against PyTorch"),
     "data summary": Command("agebench.data.summary:summary_command", "data_summary",
                             "parse a dataset's metadata: counts, histograms, skipped rows"),
-    "sweep": Command("agebench.sweep:sweep_command", "sweep", "run / inspect an Optuna study or grid from sweeps/"),
+    "sweep": Command("agebench.sweeps.command:sweep_command", "sweep", "run / inspect an Optuna study or grid from sweeps/"),
     "report": Command("agebench.report:report_command", "report", "paper-style tables and plots from run records"),
     "regress": Command("agebench.regress:regress_command", "regress", "accuracy gate: compare runs with a baseline"),
 }
@@ -61,56 +61,6 @@ def _split_command(argv: list[str]) -> tuple[str, list[str]]:
     if argv[0] == "data":
         raise UserError("`agebench data` needs a subcommand: agebench data summary data=<name> data.root=<dir>")
     raise UserError(f"unknown command {argv[0]!r}; run `agebench --help` for the list")
-
-
-def hydra_error_line(err: Exception) -> str | None:
-    """One readable line for Hydra's config errors, or None when `err` is not one."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
-    cause = err
-    while cause is not None:  # a UserError raised inside config resolution keeps its own message
-        if isinstance(cause, UserError):
-            return str(cause)
-        cause = cause.__cause__ or cause.__context__
-    text = str(err)
-    if isinstance(err, OverrideParseException) and getattr(err, "override", None):
-        return override_parse_line(str(err.override), text)
-    if isinstance(err, MissingConfigException):
-        found = re.search(r"Could not find '([^/']+)/([^']+)'", text)
-        options = re.findall(r"^\t(\S+)$", text, flags=re.M)
-        if found:
-            group, choice = found.groups()
-            where = "sweeps/" if group == "sweep" else f"conf/{group}/"
-            choices = ", ".join(o for o in options if not o.startswith("_")) or "see " + where
-            return f"unknown {group} {choice!r}; choose one of {choices} ({where})"
-        return text.splitlines()[0]
-    if isinstance(err, (ConfigCompositionException, OverrideParseException)):
-        cause = err.__cause__ or err
-        key = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", str(cause))
-        if key and ("not in struct" in str(cause) or "not in struct" in text):
-            return (f"unknown config option {key.group(1)!r}; check its spelling with `--cfg job`, "
-                    f"or add it with +{key.group(1)}=... if it is really new")
-        first = next((line for line in text.splitlines() if line.strip()), text)
-        return first.strip()
-    if isinstance(err, OmegaConfBaseException):
-        return text.splitlines()[0]
-    return None
-
-
-def override_parse_line(override: str, text: str) -> str:
-    """An override Hydra's grammar rejects: most often an unquoted value with spaces, non-ASCII
-    letters, quotes or parentheses (a path), which must be quoted; say so and show the quoted form."""
-    from agebench.sweeps.source import quote
-
-    problem = next((line.strip() for line in text.splitlines() if line.strip()), text)
-    key, sep, value = override.partition("=")
-    if not sep or value.startswith(("[", "{")):
-        return (f"cannot parse the override {override!r} ({problem}); check its brackets and commas, and quote "
-                f"values with spaces or special characters")
-    return (f"cannot parse the override {override!r} ({problem}); quote the value: {key}={quote(value)} (values with "
-            f"spaces, non-ASCII letters, quotes or parentheses need quotes; in the shell wrap the whole override "
-            f"in double quotes)")
 
 
 def run_hydra_command(name: str, overrides: list[str]) -> None:
@@ -145,15 +95,15 @@ def report_error(message) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_help())
-        return 0
     try:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(_help(), flush=True)  # flushed here, so a reader that left raises inside the try
+            return 0
         name, overrides = _split_command(argv)
         if "--help" in overrides or "-h" in overrides:  # the command's groups and keys, described (cli_help.py)
             from agebench.cli_help import command_help
 
-            print(command_help(name, [o for o in overrides if o not in ("--help", "-h")]))
+            print(command_help(name, [o for o in overrides if o not in ("--help", "-h")]), flush=True)
             return 0
         check_launcher(overrides)  # hydra/launcher=slurm_gpu without Slurm: one line before Hydra launches
         run_hydra_command(name, overrides)
@@ -161,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         report_error(err)
         return err.exit_code
     except BrokenPipeError:  # `agebench ... | head`: the reader left; not an error of ours
-        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor is the exit-time flush
         return 0
     except Exception as err:
         line = hydra_error_line(err)

@@ -268,8 +268,8 @@ def _rows(dataset, tasks, data_cfg) -> np.ndarray:
 
 def _split_rows(split: str, fold_index: int, records, rows: np.ndarray, protocol_cfg, seed: int, name: str):
     """Dataset rows of `split` of fold `fold_index` of the target, made by the protocol as training does."""
+    from agebench.data.loading import split_list_reader as _split_list_reader
     from agebench.data.protocols import make_folds
-    from agebench.train import _split_list_reader
 
     if split == "all":
         return rows
@@ -300,13 +300,13 @@ def evaluate_fold(fold: TrainedFold, run_cfg, target_cfg, split: str, own_data: 
                   out: Path) -> dict:
     import torch
 
-    from agebench.builders import build_trained_model, input_size
+    from agebench.builders import build_trained_model, build_trainer, input_size
     from agebench.data.datamodule import FaceDataModule
     from agebench.data.loading import load_dataset
     from agebench.data.protocols import Fold
     from agebench.module import MultiTaskModule
+    from agebench.runtime import quiet_lightning as _quiet_lightning
     from agebench.tasks import build_tasks, targets_for
-    from agebench.train import _quiet_lightning, build_trainer
 
     t0 = time.perf_counter()
     _quiet_lightning()

@@ -195,33 +195,12 @@ class MultiTaskModule(pl.LightningModule):
             self.log(f"test/{key}", value)
 
     # ---- optimisation -------------------------------------------------------------------------
-    def _fused_step(self, cfg) -> dict:
-        """AdamW's fused (one-pass) step where PyTorch has it for these parameters (CPU and CUDA): on
-        CPU about 8× cheaper than the default per-tensor step, which is ~10% of an LMTCNN training step.
-        Same update up to float rounding; `optim.fused=false` turns it off."""
-        if cfg.get("fused") is False:
-            return {}
-        ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.parameters())
-        return {"fused": True} if ok else {}
-
     def configure_optimizers(self):
-        cfg = self.optim_cfg
-        name = str(cfg.get("name", "adamw"))
-        if name == "adamw":
-            opt = torch.optim.AdamW(self.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay),
-                                    **self._fused_step(cfg))
-        elif name == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=float(cfg.lr), momentum=float(cfg.get("momentum", 0.9)),
-                                  weight_decay=float(cfg.weight_decay))
-        else:
-            raise UserError(f"optim.name={name!r}; use adamw or sgd")
-        schedule = str(cfg.get("scheduler", "cosine"))
-        if schedule == "none":
+        # optim.name / optim.scheduler pick `_target_` entries of optim.optimizers / optim.schedulers
+        from agebench.optim import build_optimizer, build_scheduler
+
+        opt = build_optimizer(self.optim_cfg, list(self.parameters()))
+        sched = build_scheduler(self.optim_cfg, opt, self.max_epochs)
+        if sched is None:
             return opt
-        if schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
-        elif schedule == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.max_epochs // 3), gamma=0.1)
-        else:
-            raise UserError(f"optim.scheduler={schedule!r}; use cosine, step or none")
         return {"optimizer": opt, "lr_scheduler": sched}

@@ -11,24 +11,16 @@ import subprocess
 from functools import lru_cache
 
 from agebench.paths import PROJECT_ROOT
-
-# Keys that say where results go or how they are logged, not what is computed: excluded from the hash.
-NON_SEMANTIC_KEYS = ("output_dir", "cache_dir", "logger", "hydra", "summary_table", "closing_report", "variants", "sweep_context")
-
-
-# How a run executes, not what it computes (dotted paths): out of the hash, so an unfinished run can
-# resume with more loader workers, another thread count or background checkpoint writes. Which folds a
-# command runs is out too: `protocol.folds=[0]` then `protocol.folds=[0,1]` resume into one experiment.
-EXECUTION_ONLY_KEYS = ("protocol.folds", "data.num_workers", "data.render_workers", "trainer.threads",
-                       "trainer.async_checkpoint", "trainer.log_every_n_steps", "trainer.progress_bar", "profile",
-                       "trainer.slurm_requeue")
+from agebench.run_identity import hash_excluded
 
 
 def config_hash(cfg_dict: dict) -> str:
-    """Hash of what determines a fold's numbers (the config less NON_SEMANTIC_KEYS and EXECUTION_ONLY_KEYS)."""
+    """Hash of what determines a fold's numbers: the config less agebench.run_identity's hash_excluded()."""
+    excluded = hash_excluded()
+    top = {p for p in excluded if "." not in p}
     # a JSON round trip is a deep copy: the caller's dict stays untouched
-    semantic = json.loads(json.dumps({k: v for k, v in cfg_dict.items() if k not in NON_SEMANTIC_KEYS}, default=str))
-    for dotted in EXECUTION_ONLY_KEYS:
+    semantic = json.loads(json.dumps({k: v for k, v in cfg_dict.items() if k not in top}, default=str))
+    for dotted in excluded:
         *parents, leaf = dotted.split(".")
         node = semantic
         for part in parents:

@@ -291,7 +291,7 @@ def update_baseline(path: Path, data: dict, frame, runs) -> list[str]:
 
 
 def regress_command(cfg) -> None:
-    from agebench.report.aggregate import _plain
+    from agebench.report.canon import plain as _plain
 
     path, data = load_baseline(cfg.get("baseline"))
     runs = _plain(cfg.get("runs"))

@@ -138,18 +138,18 @@ def summarise(records: list[dict]) -> dict:
     }
 
 
-def find_result_files(runs: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Every results.jsonl under the given directories or globs."""
+def find_result_files(runs: str | Path | Iterable[str | Path], name: str = RESULTS_FILE) -> list[Path]:
+    """Every file called `name` (results.jsonl; evals.jsonl for `agebench eval`) under the given directories or globs."""
     items = [runs] if isinstance(runs, (str, Path)) else list(runs)
     files: set[Path] = set()
     for item in items:
         matches = glob.glob(str(item)) or []
         for match in matches:
             p = Path(match)
-            if p.is_file() and p.name == RESULTS_FILE:
+            if p.is_file() and p.name == name:
                 files.add(p.resolve())
             elif p.is_dir():
-                files.update(f.resolve() for f in p.rglob(RESULTS_FILE))
+                files.update(f.resolve() for f in p.rglob(name))
     return sorted(files)
 
 

@@ -42,12 +42,14 @@ class StopRequested(SystemExit):
         super().__init__(128 + int(signum))
         self.signum = int(signum)
         self.reported = False  # the one line saying what is unfinished has been printed
+        self.requeued: str | None = None  # the Slurm job requeued after a SIGUSR1 stop, if any
 
 
 class _State:
     signum: int | None = None  # the first stop signal received, if any
     deferring: bool = False     # inside a fold: StopAtSafePoint raises at the next boundary
     requeue: bool = True
+    caller_reports: bool = False  # inside `caller_reports_stops()`: the caller prints the one line
 
 
 STATE = _State()
@@ -83,12 +85,13 @@ def stop_on_signals(requeue: bool = True):
         yield
     except StopRequested as stop:
         if not stop.reported:  # stopped between folds: nothing is half done
-            name = NAMES.get(stop.signum, f"signal {stop.signum}")
             requeued = _requeue_slurm_job() if stop.signum == signal.SIGUSR1 and STATE.requeue else None
-            tail = f"; requeued Slurm job {requeued}" if requeued else ""
-            print(f"agebench: stopped by {name} between folds; rerun the same command to run the remaining "
-                  f"folds{tail}", file=sys.stderr, flush=True)
-            stop.reported = True
+            stop.reported, stop.requeued = True, requeued
+            if not STATE.caller_reports:  # else the caller says what stopped (caller_reports_stops)
+                name = NAMES.get(stop.signum, f"signal {stop.signum}")
+                tail = f"; requeued Slurm job {requeued}" if requeued else ""
+                print(f"agebench: stopped by {name} between folds; rerun the same command to run the remaining "
+                      f"folds{tail}", file=sys.stderr, flush=True)
         raise
     finally:
         for s, handler in previous.items():
@@ -140,19 +143,36 @@ def stop_at_safe_point_callback():
     return StopAtSafePoint()
 
 
+@contextmanager
+def caller_reports_stops():
+    """A region whose caller prints the one line a stop signal ends with, instead of the run: a sweep
+    worker, whose stopped trial is queued again as a new trial rather than resumed from its fold's
+    checkpoint, so "rerun the same command to resume it from last.ckpt" would be the wrong advice.
+    The StopRequested still propagates (with `reported` set); nothing else changes."""
+    before = STATE.caller_reports
+    STATE.caller_reports = True
+    try:
+        yield
+    finally:
+        STATE.caller_reports = before
+
+
 def report_unfinished_fold(stop: StopRequested, fold_index: int, fold_dir: Path, max_epochs: int) -> None:
     """The one line a stopped run prints: which fold is unfinished and how it resumes; then, for
-    SIGUSR1 on Slurm, the requeue."""
+    SIGUSR1 on Slurm, the requeue. Inside `caller_reports_stops()` the caller prints it instead
+    (the requeued Slurm job, if any, in `stop.requeued`)."""
+    requeued = _requeue_slurm_job() if stop.signum == signal.SIGUSR1 and STATE.requeue else None
+    stop.reported, stop.requeued = True, requeued
+    if STATE.caller_reports:
+        return
     last = fold_dir / "checkpoints" / "last.ckpt"
     epoch = _finished_epoch(last)
     where = (f"rerun the same command to resume it from {last} (epoch {epoch + 1} of {max_epochs} done)"
              if epoch is not None else "rerun the same command to run it (no epoch of it had finished)")
     name = NAMES.get(stop.signum, f"signal {stop.signum}")
-    requeued = _requeue_slurm_job() if stop.signum == signal.SIGUSR1 and STATE.requeue else None
     tail = f"; requeued Slurm job {requeued}" if requeued else ""
     print(f"agebench: stopped by {name}: fold {fold_index} in {fold_dir.parent} is unfinished; {where}{tail}",
           file=sys.stderr, flush=True)
-    stop.reported = True
 
 
 def _finished_epoch(last: Path) -> int | None:

@@ -24,19 +24,52 @@ from agebench.errors import UserError
 TASK_NAMES = ("age", "gender", "race")
 
 
-def _masked(output: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    return output[valid]
-
-
-def _zero_loss(output: torch.Tensor) -> torch.Tensor:
+def zero_loss(output: torch.Tensor) -> torch.Tensor:
     # keeps the graph connected when a batch has no labelled row for this task (multi-source data)
     return output.sum() * 0.0
+
+
+def labelled(output: torch.Tensor, target: torch.Tensor) -> tuple | None:
+    """(output, class index, target) of the rows whose class (column 0) is known; None when none is."""
+    valid = target[:, 0] >= 0
+    if not valid.any():
+        return None
+    return output[valid], target[valid, 0].long(), target[valid]
+
+
+def labelled_ages(output: torch.Tensor, target: torch.Tensor, centres) -> tuple | None:
+    """The rows of an age batch that carry a bin: (their output as float, their bin index, their age in
+    years — the exact age where the dataset gives one, else the bin's centre); None when no row does."""
+    rows = labelled(output, target)
+    if rows is None:
+        return None
+    output, cls, target = rows
+    years = target[:, 1]
+    centres = torch.as_tensor(centres, dtype=torch.float32, device=output.device)
+    return output.float(), cls, torch.where(torch.isnan(years), centres[cls], years.float())
+
+
+def age_error_metrics(pred: torch.Tensor, truth: torch.Tensor, cs_thresholds) -> dict[str, float]:
+    """MAE, mean signed error (`bias`: predicted − true) and CS(θ) (`cs{θ}`, the fraction within θ years)
+    of decoded years against true years: the age metrics every age head reports."""
+    err = pred.float() - truth.float()
+    out = {"mae": err.abs().mean().item(), "bias": err.mean().item()}
+    for theta in cs_thresholds:
+        out[f"cs{theta}"] = (err.abs() <= theta).float().mean().item()
+    return out
 
 
 @dataclass
 class Task:
     name: str
     num_outputs: int
+    output_kind = "softmax"  # how the raw outputs read (models.heads.OUTPUT_KINDS); not a dataclass field
+
+    def head_spec(self):
+        """What a model needs of this task's head (`agebench.models.heads.HeadSpec`)."""
+        from agebench.models.heads import HeadSpec
+
+        return HeadSpec(self.name, int(self.num_outputs), self.output_kind)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -58,11 +91,8 @@ class AgeClassification(Task):
     cs_thresholds: tuple[int, ...] = (5,)
 
     def loss(self, output, target):
-        cls = target[:, 0].long()
-        valid = cls >= 0
-        if not valid.any():
-            return _zero_loss(output)
-        return F.cross_entropy(output[valid], cls[valid])
+        rows = labelled(output, target)
+        return zero_loss(output) if rows is None else F.cross_entropy(rows[0], rows[1])
 
     def predict(self, output):
         return output.argmax(dim=1)
@@ -72,32 +102,18 @@ class AgeClassification(Task):
         return output.float().softmax(dim=1) @ torch.as_tensor(self.bins.centres, dtype=torch.float32)
 
     def metrics(self, output, target):
-        cls = target[:, 0].long()
-        valid = cls >= 0
-        if not valid.any():
+        rows = labelled_ages(output, target, self.bins.centres)
+        if rows is None:
             return {}
-        output, cls, years = output[valid].float(), cls[valid], target[valid, 1]
+        output, cls, truth = rows
         top2 = output.topk(min(2, output.shape[1]), dim=1).indices
         pred = top2[:, 0]
-        centres = torch.as_tensor(self.bins.centres, dtype=torch.float32)
-        expected = output.softmax(dim=1) @ centres
-        truth = torch.where(torch.isnan(years), centres[cls], years)
         return {
             "top1": (pred == cls).float().mean().item(),
             "top2": (top2 == cls[:, None]).any(dim=1).float().mean().item(),
             "one_off": ((pred - cls).abs() <= 1).float().mean().item(),
-            "mae": (expected - truth).abs().mean().item(),
-            **_signed_and_cs(expected, truth, self.cs_thresholds),
+            **age_error_metrics(self.years(output), truth, self.cs_thresholds),
         }
-
-
-def _signed_and_cs(pred: torch.Tensor, truth: torch.Tensor, cs_thresholds) -> dict[str, float]:
-    """`bias` (mean signed error, predicted − true) and CS(θ) of decoded years."""
-    err = pred - truth
-    out = {"bias": err.mean().item()}
-    for theta in cs_thresholds:
-        out[f"cs{theta}"] = (err.abs() <= theta).float().mean().item()
-    return out
 
 
 @dataclass
@@ -111,6 +127,7 @@ class AgeRegression(Task):
     age_range: tuple[float, float] = (0.0, 80.0)
     loss_kind: str = "l1"
     cs_thresholds: tuple[int, ...] = (5,)
+    output_kind = "value"
 
     @property
     def _mid(self) -> float:
@@ -127,7 +144,7 @@ class AgeRegression(Task):
         years = target[:, 1]
         valid = ~torch.isnan(years)
         if not valid.any():
-            return _zero_loss(output)
+            return zero_loss(output)
         pred = output[valid, 0]
         goal = (years[valid] - self._mid) / self._half
         return F.l1_loss(pred, goal) if self.loss_kind == "l1" else F.mse_loss(pred, goal)
@@ -141,10 +158,7 @@ class AgeRegression(Task):
         if not valid.any():
             return {}
         pred, truth = self.years(output[valid].float()), years[valid]
-        err = (pred - truth).abs()
-        out = {"mae": err.mean().item(), "bias": (pred - truth).mean().item()}
-        for theta in self.cs_thresholds:
-            out[f"cs{theta}"] = (err <= theta).float().mean().item()
+        out = age_error_metrics(pred, truth, self.cs_thresholds)
         if self.bins is not None:
             cls = target[valid, 0].long()
             pred_cls = torch.as_tensor(self.bins.assign(pred.detach().cpu().numpy()))
@@ -162,17 +176,20 @@ class Classification(Task):
 
     loss_kind: str = "ce"
 
+    @property
+    def output_kind(self) -> str:
+        return {"ce": "softmax", "bce": "sigmoid"}.get(self.loss_kind, "value")
+
     def loss(self, output, target):
-        cls = target[:, 0].long()
-        valid = cls >= 0
-        if not valid.any():
-            return _zero_loss(output)
+        rows = labelled(output, target)
+        if rows is None:
+            return zero_loss(output)
+        output, cls, _ = rows
         if self.loss_kind == "ce":
-            return F.cross_entropy(output[valid], cls[valid])
-        goal = cls[valid].float()
+            return F.cross_entropy(output, cls)
         if self.loss_kind == "bce":
-            return F.binary_cross_entropy_with_logits(output[valid, 0], goal)
-        return F.mse_loss(output[valid, 0], goal)
+            return F.binary_cross_entropy_with_logits(output[:, 0], cls.float())
+        return F.mse_loss(output[:, 0], cls.float())
 
     def predict(self, output):
         if self.loss_kind == "ce":
@@ -181,11 +198,10 @@ class Classification(Task):
         return (output[:, 0] > threshold).long()
 
     def metrics(self, output, target):
-        cls = target[:, 0].long()
-        valid = cls >= 0
-        if not valid.any():
+        rows = labelled(output, target)
+        if rows is None:
             return {}
-        return {"acc": (self.predict(output[valid].float()) == cls[valid]).float().mean().item()}
+        return {"acc": (self.predict(rows[0].float()) == rows[1]).float().mean().item()}
 
 
 def build_tasks(tasks_cfg, race_classes: int | None = None) -> list[Task]:
@@ -273,12 +289,8 @@ def targets_for(tasks: list[Task], records: pd.DataFrame, native_age_bins: AgeBi
 
 def missing_tasks(tasks: list[Task], records: pd.DataFrame) -> list[str]:
     """Tasks for which no record carries a label (the dataset cannot train them)."""
-    missing = []
-    for task in tasks:
-        if task.name == "age":
-            has = records["age"].notna().any() or (records["age_group"] >= 0).any()
-        else:
-            has = (records[task.name] >= 0).any()
-        if not has:
-            missing.append(task.name)
-    return missing
+    from agebench.data.filtering import carried_tasks  # the one label rule (has_label)
+
+    names = [task.name for task in tasks]
+    carried = set(carried_tasks(records, names))
+    return [name for name in names if name not in carried]

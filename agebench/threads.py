@@ -20,10 +20,16 @@ The live registry: every training process writes `<tmp>/agebench-jobs-<uid>/<pid
 Slurm job); a non-deterministic run counts the live entries whose CPUs overlap its own and whose Slurm
 job is its own, at its start, at every epoch start and every 10 s within an epoch (a job started later
 makes an earlier one give up cores within seconds; one that ends gives them back). AGEBENCH_JOBS_DIR
-moves it (benchmarks use a private one); dead pids are ignored. Deterministic runs (trainer=cpu's
-default) do not count it: the thread count changes float sums in their last bits, so their threads
-come from the command and environment alone (same command, same machine → same numbers). The thread
-count stays out of the config hash: it changes how fast a run goes, and its numbers only in the last bits.
+moves it (benchmarks use a private one); dead pids are ignored.
+
+Decision — deterministic runs ignore the live registry. A run with `trainer.deterministic=true`
+(trainer=cpu's default) takes its threads from its command and launcher only: trainer.threads,
+sweep.workers_per_node / AGEBENCH_JOBS_PER_NODE, the joblib n_jobs, its affinity, cgroup quota and
+SLURM_CPUS_PER_TASK — never from how many other agebench runs happen to be live. The thread count
+changes float sums in their last bits, so a choice that followed the neighbours would make the same
+config + seed give different numbers depending on what else ran; declared workers give the same
+speed-up (docs/sweeps.md, "How many workers per machine") and stay reproducible. The thread count
+stays out of the config hash: it changes how fast a run goes, and its numbers only in the last bits.
 
 OMP_NUM_THREADS / MKL_NUM_THREADS are set to the choice too, for processes this one starts (torch
 reads them at import; inside this process `torch.set_num_threads` is what takes effect).
@@ -43,6 +49,7 @@ from pathlib import Path
 log = logging.getLogger("agebench.threads")
 
 JOBS_ENV = "AGEBENCH_JOBS_PER_NODE"   # how many agebench jobs share this node (sweep.workers_per_node sets it)
+JOBS_FROM_ENV = "AGEBENCH_JOBS_PER_NODE_FROM"  # who set it (named in the log line)
 REGISTRY_ENV = "AGEBENCH_JOBS_DIR"    # where live jobs register (default: <tmp>/agebench-jobs-<uid>)
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -167,8 +174,8 @@ def declared_jobs(env: Mapping[str, str] | None = None, launcher: Mapping | None
     env = os.environ if env is None else env
     stated = _positive_int(env.get(JOBS_ENV))
     if stated:
-        return stated, f"{JOBS_ENV}={stated}" + (" from sweep.workers_per_node" if env.get(_FROM_SWEEP) else "")
-    launcher = _hydra_launcher() if launcher is None else launcher
+        return stated, f"{JOBS_ENV}={stated}" + (" from sweep.workers_per_node" if env.get(JOBS_FROM_ENV) else "")
+    launcher = hydra_launcher() if launcher is None else launcher
     if launcher and "joblib" in str(launcher.get("_target_", "")):
         n_jobs = int(launcher.get("n_jobs") or 1)
         if n_jobs < 0:  # joblib: cpu_count + 1 + n_jobs
@@ -177,18 +184,16 @@ def declared_jobs(env: Mapping[str, str] | None = None, launcher: Mapping | None
     return None
 
 
-_FROM_SWEEP = "AGEBENCH_JOBS_PER_NODE_FROM"
-
-
 def share_node(workers_per_node) -> None:
     """`agebench sweep`: export sweep.workers_per_node to this worker's trials (null: leave as is)."""
     n = _positive_int(workers_per_node)
     if n:
         os.environ[JOBS_ENV] = str(n)
-        os.environ[_FROM_SWEEP] = "sweep.workers_per_node"
+        os.environ[JOBS_FROM_ENV] = "sweep.workers_per_node"
 
 
-def _hydra_launcher() -> Mapping | None:
+def hydra_launcher() -> Mapping | None:
+    """The running Hydra job's `hydra.launcher` config (joblib's n_jobs), or None outside Hydra."""
     try:
         from hydra.core.hydra_config import HydraConfig
 

@@ -51,6 +51,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _at_most(low: str, high: str, message: str):
+    """A check across two fields of a section: `low` ≤ `high` when both are set, else a ValueError
+    with `message` (formatted with the section's values), shown as the whole line."""
+    def check(section):
+        a, b = getattr(section, low), getattr(section, high)
+        if a is not None and b is not None and a > b:
+            raise ValueError(message.format(**dict(section)))
+        return section
+
+    return model_validator(mode="after")(check)
+
+
 class DataValues(_Section):
     batch_size: int | None = _field("an integer ≥ 1", ge=1)
     num_workers: int | None = _field("an integer ≥ 0", ge=0)
@@ -61,12 +73,8 @@ class DataValues(_Section):
     images_per_subject: int | None = _field("an integer ≥ 1", ge=1)
     seed: int | None = _field(f"an integer in [0, {MAX_SEED}]", ge=0, le=MAX_SEED)
 
-    @model_validator(mode="after")
-    def _load_at_least_image(self):
-        if self.load_size is not None and self.image_size is not None and self.load_size < self.image_size:
-            raise ValueError(f"data.load_size={self.load_size} is smaller than data.image_size={self.image_size}; "
-                             f"make it ≥ image_size")
-        return self
+    _load_at_least_image = _at_most("image_size", "load_size", "data.load_size={load_size} is smaller than "
+                                    "data.image_size={image_size}; make it ≥ image_size")
 
 
 class TrainerValues(_Section):
@@ -79,20 +87,35 @@ class TrainerValues(_Section):
     limit_val_batches: LimitBatches = _field("a batch count ≥ 0 or a fraction in [0, 1], or null", ge=0)
     limit_test_batches: LimitBatches = _field("a batch count ≥ 0 or a fraction in [0, 1], or null", ge=0)
 
-    @model_validator(mode="after")
-    def _min_below_max(self):
-        if self.min_epochs is not None and self.max_epochs is not None and self.min_epochs > self.max_epochs:
-            raise ValueError(f"trainer.min_epochs={self.min_epochs} exceeds trainer.max_epochs={self.max_epochs}; "
-                             f"lower min_epochs or raise max_epochs")
-        return self
+    _min_below_max = _at_most("min_epochs", "max_epochs", "trainer.min_epochs={min_epochs} exceeds "
+                              "trainer.max_epochs={max_epochs}; lower min_epochs or raise max_epochs")
+
+
+def _names(keys) -> str:
+    keys = sorted(keys)
+    return keys[0] if len(keys) == 1 else f"{', '.join(keys[:-1])} or {keys[-1]}"
 
 
 class OptimValues(_Section):
-    name: Literal["adamw", "sgd"] | None = _field("adamw or sgd")
+    # The allowed names are the entries of the config's own catalogues (optim.optimizers /
+    # optim.schedulers, built by agebench/optim.py), so `+optim.optimizers.nadam={...}` makes
+    # `optim.name=nadam` valid without touching this schema.
+    name: str | None = None
     lr: float | None = _field("a number > 0", gt=0)
     weight_decay: float | None = _field("a number ≥ 0", ge=0)
     momentum: float | None = _field("a number in [0, 1]", ge=0, le=1)
-    scheduler: Literal["cosine", "step", "none"] | None = _field("cosine, step or none")
+    scheduler: str | None = None
+    optimizers: dict[str, Any] | None = None
+    schedulers: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _names_in_catalogue(self):
+        for key, catalogue in (("name", "optimizers"), ("scheduler", "schedulers")):
+            value, entries = getattr(self, key), getattr(self, catalogue)
+            if value is not None and entries is not None and value not in entries:
+                raise ValueError(f"optim.{key}={value!r}: use {_names(entries)} (the entries of optim.{catalogue}; "
+                                 f"add one with +optim.{catalogue}.{value}='{{_target_: ...}}')")
+        return self
 
 
 class LossValues(_Section):

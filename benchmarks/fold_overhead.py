@@ -5,7 +5,7 @@ train_overhead times training epochs only. A fold also validates every epoch, wr
 callback, profiles the model for the run record (params, GMACs, batch-1 latency) and tests the best
 checkpoint, saving predictions. This benchmark times all of that.
 
-agebench side: `agebench.train.fit_fold` itself (the function `agebench train` calls per fold) on
+agebench side: `agebench.fit.fit_fold` itself (the function `agebench train` calls per fold) on
 synthetic faces, with a timing callback added to its trainer.
 Plain side: the same model (same init), optimizer, LR schedule, batch, precision and threads over
 images preloaded on the device (benchmarks/common.py's PlainLoop): train, validate (loss + the tasks'
@@ -137,24 +137,16 @@ def _fold(n_train: int, n_eval: int):
 def agebench_fold(cfg, tasks, images, targets, rows, fold, fold_dir: Path) -> dict:
     from omegaconf import OmegaConf
 
-    import agebench.train as train
+    from agebench.fit import fit_fold
 
     timer = _PhaseTimer()
-    original = train.build_trainer
-
-    def build_trainer_with_timer(cfg_, **overrides):
-        overrides["callbacks"] = [*overrides.get("callbacks", []), timer.callback]
-        return original(cfg_, **overrides)
-
     dataset = SimpleNamespace(images=images)  # fit_fold reads only the image array
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
-    train.build_trainer = build_trainer_with_timer
-    try:
-        start = time.perf_counter()
-        result = train.fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold, fold_dir, record={})
-        end = time.perf_counter()
-    finally:
-        train.build_trainer = original
+    start = time.perf_counter()
+    # extra_callbacks: fit_fold's hook for a callback of the caller's, here the phase timer
+    result = fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold, fold_dir, record={},
+                      extra_callbacks=[timer.callback])
+    end = time.perf_counter()
     if result["epochs"] < 1 or len(timer.train_start) != int(cfg.trainer.max_epochs):
         raise RuntimeError(f"agebench fold ran {len(timer.train_start)} epochs, expected {cfg.trainer.max_epochs}")
     return timer.phases(start, end)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from agebench.data.filtering import filter_for_tasks
+from agebench.data.filtering import filter_for_tasks, rows_for_run
 from agebench.data.sources import get_source
 from agebench.data.sources.adience import read_split_lists
 
@@ -40,7 +40,8 @@ def parsed():
 
 @pytest.fixture(scope="module")
 def age_gender(parsed):
-    return filter_for_tasks(parsed.records, ["age", "gender"])
+    # the rows `agebench train data=adience tasks=age_gender` trains on (agebench/fold_plan.py calls this)
+    return rows_for_run(parsed.records, ["age", "gender"], OmegaConf.create({"allow_missing_labels": False}))[1]
 
 
 def test_every_row_is_kept_or_skipped(parsed):

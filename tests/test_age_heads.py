@@ -111,11 +111,25 @@ def test_orcnn_loss_is_the_sum_of_binary_cross_entropies():
     assert head("orcnn").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(np.mean(by_hand), rel=1e-5)
 
 
+def corn_row_sum(logits, labels, num_classes):
+    """coral_pytorch's corn_loss, times its (row, task) pairs per row: each face's terms summed, faces averaged."""
+    pairs = sum(min(int(y) + 1, num_classes - 1) for y in labels)
+    return corn_loss(logits, labels, num_classes) * pairs / len(labels)
+
+
 def test_coral_and_corn_losses_equal_coral_pytorchs():
     labels = torch.tensor([1, 2])
     expected = coral_loss(ORD_LOGITS[:2], levels_from_labelbatch(labels, num_classes=3))
     assert head("coral").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert head("corn").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(corn_loss(ORD_LOGITS[:2], labels, 3).item(), rel=1e-6)
+    assert head("corn", corn_reduction="pair_mean").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(
+        corn_loss(ORD_LOGITS[:2], labels, 3).item(), rel=1e-6)
+    # the default sums each face's binary terms: rows 1 and 2 reach 2 tasks each → corn_loss × 4 / 2
+    assert head("corn").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(2 * corn_loss(ORD_LOGITS[:2], labels, 3).item(), rel=1e-6)
+    by_hand = 0.0  # row 1 (rank 1): task 0 says "> 0", task 1 "not > 1"; row 2 (rank 2): both "> k"
+    for z, y in ((1.5, 1), (-0.5, 0), (2.0, 1), (0.3, 1)):
+        p = 1 / (1 + math.exp(-z))
+        by_hand -= math.log(p) if y else math.log(1 - p)
+    assert head("corn").loss(ORD_LOGITS, TARGET3).item() == pytest.approx(by_hand / 2, rel=1e-6)
     # a bigger batch over one-year bins too
     g = torch.Generator().manual_seed(0)
     bins = parse_bins("years", (0, 80))
@@ -125,7 +139,11 @@ def test_coral_and_corn_losses_equal_coral_pytorchs():
     cls = target[:, 0].long()
     assert head("coral", bins).loss(logits, target).item() == pytest.approx(
         coral_loss(logits, levels_from_labelbatch(cls, 81)).item(), rel=1e-6)
-    assert head("corn", bins).loss(logits, target).item() == pytest.approx(corn_loss(logits, cls, 81).item(), rel=1e-6)
+    assert head("corn", bins, corn_reduction="pair_mean").loss(logits, target).item() == pytest.approx(
+        corn_loss(logits, cls, 81).item(), rel=1e-6)
+    assert head("corn", bins).loss(logits, target).item() == pytest.approx(corn_row_sum(logits, cls, 81).item(), rel=1e-5)
+    # the row sum puts CORN on the scale of CORAL/ORCNN (Σ over a face's tasks), not ≈ 1/40 of it
+    assert head("corn", bins).loss(logits, target).item() > 10 * corn_loss(logits, cls, 81).item()
 
 
 def test_no_labelled_row_gives_a_zero_loss_with_a_connected_graph():
@@ -190,6 +208,8 @@ def test_bad_head_options_are_one_line_errors():
         build_tasks(cfg("coral", decode="argmax"))
     with pytest.raises(UserError, match="decode"):
         build_tasks(cfg("classification", decode="median"))
+    with pytest.raises(UserError, match="corn_reduction='mean'; use row_sum or pair_mean"):
+        build_tasks(cfg("corn", corn_reduction="mean"))
 
 
 def test_coral_gets_its_shared_weight_output_layer():
@@ -203,16 +223,102 @@ def test_coral_gets_its_shared_weight_output_layer():
     assert net(torch.zeros(2, 3, 8, 8))["age"].shape == (2, 80)
 
 
+def test_untrained_orcnn_and_coral_start_at_the_uniform_prior():
+    """Biases log((K − 1 − k)/(k + 1)): P(rank > k) = (K − 1 − k)/K, so a zero feature vector decodes to the
+    middle bin, as an untrained softmax head (uniform over its bins) does."""
+    bins = parse_bins("years", (0, 80))
+    for name in ("orcnn", "coral"):
+        h = head(name, bins)
+        layer = h.output_layer(16)
+        logits = layer(torch.zeros(3, 16))
+        assert torch.sigmoid(logits[0]).tolist() == pytest.approx([(80 - k) / 81 for k in range(80)], rel=1e-5)
+        assert h.decode(logits).tolist() == [40.0] * 3
+    assert torch.count_nonzero(head("corn", bins).output_layer(16).bias.abs() > 1.0) == 0  # CORN: default init
+
+
+FAMILIES = {"lmtcnn": 64, "levi_hassner": 64, "levi_hassner_reduced": 64, "lightweight_joint": 64, "multibranch": 32,
+            "timm": 64}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_model_family_builds_the_output_layer_each_head_needs(family):
+    """CORAL: one shared weight vector + K − 1 biases at every age output of every family (multibranch has
+    three: virtual, final, low-level); the other heads a Linear of their size."""
+    from coral_pytorch.layers import CoralLayer
+
+    from agebench.models import create_model
+
+    options = {"backbone": "mobilenetv3_small_100"} if family == "timm" else {}
+    size = FAMILIES[family]
+    for name in ("coral", "corn", "dldl"):
+        tasks = build_tasks(OmegaConf.create({"names": ["age", "gender"], "gender": {"loss": "bce"},
+                                              "age": {"head": name, "bins": None, "range": [0, 80]}}))
+        model = create_model(family, tasks, input_size=size, **options).eval()
+        coral_layers = [m for m in model.modules() if isinstance(m, CoralLayer)]
+        if name == "coral":
+            assert len(coral_layers) == (3 if family == "multibranch" else 1), family
+            for layer in coral_layers:  # shared weight: 1 × in_features, plus K − 1 = 80 biases
+                assert layer.coral_weights.out_features == 1 and layer.coral_bias.shape == (80,)
+        else:
+            assert coral_layers == [], (family, name)
+        out = model(torch.zeros(2, 3, size, size))
+        assert out["age"].shape == (2, 81 if name == "dldl" else 80) and out["gender"].shape == (2, 1)
+
+
+def test_multibranch_ensembles_each_head_in_its_own_output_space():
+    from agebench.models.heads import HeadSpec
+    from agebench.models.multibranch import ensemble
+
+    a, b = torch.tensor([[0.0, 2.0]]), torch.tensor([[1.0, -1.0]])
+    soft = ensemble([a, b], HeadSpec("age", 2, "softmax"))
+    assert soft.exp().tolist()[0] == pytest.approx(((a.softmax(1) + b.softmax(1)) / 2).tolist()[0])
+    sig = ensemble([a, b], HeadSpec("age", 2, "sigmoid"))  # ordinal rank logits / a BCE logit
+    assert torch.sigmoid(sig).tolist()[0] == pytest.approx(((torch.sigmoid(a) + torch.sigmoid(b)) / 2).tolist()[0])
+    assert ensemble([a, b], HeadSpec("age", 2, "value")).tolist() == [[0.5, 0.5]]
+    kinds = {n: t.head_spec().outputs for n in ("classification", "regression", "dldl", "orcnn", "coral", "corn")
+             for t in build_tasks(cfg(n))}
+    assert kinds == {"classification": "softmax", "regression": "value", "dldl": "softmax", "orcnn": "sigmoid",
+                     "coral": "sigmoid", "corn": "sigmoid"}
+
+
+def test_no_model_module_imports_the_task_code():
+    """Issue 11's boundary: models see HeadSpecs (what the caller passes), never agebench.tasks/age_heads."""
+    import ast
+    from pathlib import Path
+
+    models = Path(age_heads.__file__).parent / "models"
+    offenders = []
+    for path in sorted(models.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):  # `from agebench import tasks` and `from agebench.tasks import …`
+                names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            if any(n.startswith(("agebench.tasks", "agebench.age_heads")) for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
 # ----------------------------------------------------------------------------- training on synthetic faces
 
 TASK_SETS = ("age", "age_gender", "age_gender_race")
-# enough steps (12 epochs × 14 batches of 32 px faces) for every head to learn; one fold of 3, ~10 s each
+# One budget for every head (one fold of 3: 219 train / 24 val / 117 test faces of 32 px, 12 epochs × 14 batches).
+# Measured (docs/age_heads.md, "Test budget"): with the shared FC stack's dropout ½ and
+# lr 1e-2 the one-year-bin softmax heads (81 outputs, ≈ 3 faces per bin) were still near the constant prediction
+# after 168 steps when the trunk was shared (sord on age+gender+race 18.8 vs the median's 19.6); dropout 0 and
+# lr 3e-3 let every head fit in that many steps (sord 12.1). No regularisation is needed to beat a constant.
+# The tested checkpoint is the one with the best validation age MAE: the summed val/loss mixes the heads' loss
+# scales with gender/race cross-entropies that overfit early on 24 faces, and picked epoch 2-4 checkpoints.
 LEARN = ["trainer=debug", "logger=none", "data.n_subjects=120", "data.images_per_subject=3", "data.image_size=32",
          "data.load_size=36", "data.batch_size=16", "protocol.n_folds=3", "protocol.folds=[0]", "profile.latency_iters=1",
          "trainer.max_epochs=12", "trainer.limit_train_batches=null", "trainer.limit_val_batches=null",
-         "trainer.limit_test_batches=null", "early_stopping.patience=100", "optim.lr=1e-2"]
+         "trainer.limit_test_batches=null", "early_stopping.patience=100", "early_stopping.monitor=val/age/mae",
+         "optim.lr=3e-3", "model.dropout=0"]
+MARGIN = 0.85  # every head must reach MAE ≤ 0.85 × the train-median predictor's (≈ 3 years better here)
 # the quick check: one head of each family, on each task-set (test_every_head_and_task_set… covers all 30)
-QUICK = {"sord": "age", "coral": "age_gender", "unimodal": "age_gender_race"}
+QUICK = {"corn": "age_gender_race", "sord": "age_gender_race", "coral": "age"}
 
 
 def median_baseline_mae(overrides) -> float:
@@ -245,17 +351,11 @@ def test_a_head_of_each_family_learns_and_beats_the_median_predictor(head_name, 
     record = train_one(head_name, task_set, tmp_path)
     assert record["status"] == "ok", record.get("error")
     assert record["age_head"]["head"] == head_name
-    assert record["metrics"]["age/mae"] < median_baseline_mae(LEARN)
+    assert record["metrics"]["age/mae"] <= MARGIN * median_baseline_mae(LEARN)
     assert {"age/cs5", "age/bias"} <= set(record["metrics"])
 
 
-# Measured: CORN sharing its trunk with gender (and race) stays at its trivial solution on this budget
-# (train loss flat at ~0.11 from epoch 1; test MAE 19.6-26.8 vs the median predictor's 19.6, also with 24
-# epochs, lr 3e-3..1e-2, loss.weights.age=5 or 16 bins). Single-task CORN learned (MAE ~12-14) on the
-# first synthetic renderer but not reliably on renderer 2 (MAE 20.06 vs 19.63 in a full run): open in issue 13.
-CORN_UNRELIABLE = pytest.mark.xfail(reason="CORN does not reliably learn age at this tiny budget", strict=False)
-COMBOS = [pytest.param(h, t, marks=CORN_UNRELIABLE if h == "corn" else ())
-          for t in TASK_SETS for h in age_heads.ALL_HEADS]
+COMBOS = [(h, t) for t in TASK_SETS for h in age_heads.ALL_HEADS]
 
 
 @pytest.mark.slow
@@ -264,7 +364,8 @@ def test_every_head_and_task_set_beats_the_median_predictor(head_name, task_set,
     record = train_one(head_name, task_set, tmp_path)
     assert record["status"] == "ok", record.get("error")
     baseline = median_baseline_mae(LEARN)
-    assert record["metrics"]["age/mae"] < baseline, (head_name, task_set, record["metrics"]["age/mae"], baseline)
+    mae = record["metrics"]["age/mae"]
+    assert mae <= MARGIN * baseline, (head_name, task_set, mae, baseline)
 
 
 def test_age_heads_recipe_puts_paper_rows_beside_ours_with_the_paired_delta_per_head():

@@ -75,3 +75,20 @@ def test_every_command_has_help(name):
     root = conf_dir() / f"{COMMANDS[name].config_name}.yaml"
     for key in parse_keys(root):
         assert key.path in text
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"]])
+def test_help_into_a_pipe_whose_reader_left_is_quiet(argv):
+    """`agebench --help | head`: the reader exits before the help is written; no traceback, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has already left: every write raises BrokenPipeError
+    try:
+        result = subprocess.run([sys.executable, "-m", "agebench.cli", *argv], stdout=write,
+                                stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == 0 and result.stderr.decode() == ""

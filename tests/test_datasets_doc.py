@@ -34,7 +34,8 @@ def doc_commands(command: str) -> list[list[str]]:
 
 def test_every_dataset_has_a_section_and_a_table_row():
     text = DOC.read_text()
-    for name in sorted(p.stem for p in (conf_dir() / "data").glob("*.yaml")):
+    # conf/data/_base.yaml holds the keys the datasets share: a base, not a dataset (as tasks/_options.yaml)
+    for name in sorted(p.stem for p in (conf_dir() / "data").glob("*.yaml") if not p.stem.startswith("_")):
         assert f"`data={name}`" in text or f"| `{name}` |" in text, name
     summaries = {next(a.split("=", 1)[1] for a in args if a.startswith("data=")) for args in doc_commands("data summary")}
     assert summaries == set(FAKES)

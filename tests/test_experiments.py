@@ -46,10 +46,10 @@ def test_recipes_exist_for_every_seed_paper():
 
 
 def test_profile_of_a_recipe_lists_its_variants():
-    from agebench.profile import _profile_entries
+    from agebench.profile_command import profile_entries
 
     cfg = compose_config(["experiment=seed000_table3"], config_name="profile")
-    name, _, entries = _profile_entries(cfg)
+    name, _, entries = profile_entries(cfg)
     assert name == "seed000_table3"
     assert [e["label"] for e in entries] == ["lmtcnn_1_1", "lmtcnn_2_1", "levi_hassner"]
     assert entries[2]["overrides"] == ["experiment=seed000_table3", "model=levi_hassner", "model.separate=true", "variants=null"]

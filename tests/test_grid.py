@@ -15,9 +15,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agebench.sweep import load_spec, run_action
-from agebench.sweeps.driver import count_trials, open_study
+from agebench.sweeps.command import load_spec, run_action
 from agebench.sweeps.storage import HEARTBEAT_ATTR, open_storage
+from agebench.sweeps.study import count_trials, open_study
 
 AGEBENCH = [sys.executable, "-m", "agebench.cli"]
 FAST = ["trainer=debug", "trainer.threads=1", "logger=none", "data.n_subjects=40", "data.images_per_subject=2",

@@ -2,6 +2,7 @@
 a direction or a percent unit; per-group error (agebench.breakdown) by hand; the breakdown report."""
 
 import ast
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,12 @@ def _stray_literals(tree) -> list[str]:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "endswith"
               and node.args and leaf(node.args[0])):
             found.append(f"line {node.lineno}: endswith({node.args[0].value!r})")
+        elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
+            spec = "".join(v.value for v in node.format_spec.values if isinstance(v, ast.Constant))
+            if spec.endswith("%"):  # f"{acc:.1%}": a percent format of its own
+                found.append(f"line {node.lineno}: format {spec!r}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"\{[^{}]*:[^{}]*%\}", node.value):
+            found.append(f"line {node.lineno}: format {node.value!r}")  # "{:.1%}".format(acc)
     return found
 
 
@@ -112,7 +119,10 @@ def test_no_direction_or_percent_literal_outside_the_registry():
     assert _stray_literals(ast.parse('leaf in ("mae", "rmse", "loss")'))
     assert _stray_literals(ast.parse('m.endswith(("/top1", "/one_off", "/acc", "/mae"))'))
     assert _stray_literals(ast.parse('lower = metric.endswith("/mae")'))
+    assert _stray_literals(ast.parse('line = f"top-1 {acc:.1%}"'))
+    assert _stray_literals(ast.parse('line = "top-1 {:.2%}".format(acc)'))
     assert not _stray_literals(ast.parse('ANSWER = ("age/top1", "age/mae")'))
+    assert not _stray_literals(ast.parse('line = f"{value:.3f} ({share}%)"'))
 
 
 def test_sweep_objectives_take_their_direction_from_the_registry():

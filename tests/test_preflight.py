@@ -80,10 +80,12 @@ def test_sweep_with_a_missing_data_root_runs_zero_trials(tmp_path):
 
 @pytest.mark.slow  # four real tiny trials (~10 s of CPU)
 def test_retry_failed_reruns_failed_grid_points_with_their_params(tmp_path, monkeypatch):
-    from agebench.sweep import load_spec, run_action
     from agebench.sweeps import driver
-    from agebench.sweeps.driver import StudyStopped, TrialFailed, open_study
+    from agebench.sweeps.command import load_spec, run_action
+    from agebench.sweeps.driver import StudyStopped
     from agebench.sweeps.storage import RETRY_OF
+    from agebench.sweeps.study import open_study
+    from agebench.sweeps.trial import TrialFailed
 
     overrides = [*TINY, "protocol.folds=[0]", f"sweep.dir={tmp_path / 'grid'}", "sweep.study_name=retry_me",
                  "sweep.n_trials=4", "sweep.max_failures=3"]

@@ -1,5 +1,6 @@
-"""`agebench.profile`: parameter counts, GMACs against hand computations, file size, latency,
-throughput, and the `agebench profile` command (JSON output, profile sets, one-line errors)."""
+"""`agebench.profile` (the library): parameter counts, GMACs against hand computations, file size,
+latency, throughput; and `agebench.profile_command`, the `agebench profile` command (JSON output,
+profile sets, one-line errors)."""
 
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ def test_experiment_recipe_with_profile_models(tmp_path, monkeypatch, capsys):
 
     from agebench.config import compose_config
     from agebench.paths import conf_dir
-    from agebench.profile import profile_command
+    from agebench.profile_command import profile_command
 
     conf = tmp_path / "conf"
     shutil.copytree(conf_dir(), conf)

@@ -19,9 +19,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from agebench.sweep import load_spec, run_action
-from agebench.sweeps.driver import StudyStopped, open_study
+from agebench.sweeps.command import load_spec, run_action
+from agebench.sweeps.driver import StudyStopped
 from agebench.sweeps.storage import RETRIED_KINDS
+from agebench.sweeps.study import open_study
 
 STUDY = """
 base: [tasks=age_gender, loss=gamma]
@@ -40,7 +41,7 @@ import json, os, sys, time
 from pathlib import Path
 
 import agebench.train
-from agebench.sweep import load_spec, run_action
+from agebench.sweeps.command import load_spec, run_action
 
 
 def run_experiment(cfg, output_dir, on_fold_end=None, extra_record=None, print_table=None):

@@ -251,8 +251,8 @@ def test_two_commands_on_one_output_dir_train_each_fold_once(tmp_path):
 def test_a_fold_finished_meanwhile_by_another_process_is_not_retrained(tmp_path):
     from fakes_records import make_record
 
+    from agebench.experiment import claim_fold as _claim_fold
     from agebench.results import append_record
-    from agebench.train import _claim_fold
 
     out = tmp_path / "run"
     append_record(out / "results.jsonl", make_record(fold=0))

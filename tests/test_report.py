@@ -21,6 +21,7 @@ from scipy import stats as sps
 from agebench.errors import UserError
 from agebench.report import aggregate as agg
 from agebench.report import build_document, recipes, report_command
+from agebench.report.canon import flatten
 from agebench.report.plots import make_plots, pareto_front
 from agebench.report.stats import compare_single_multi, paired_test
 from agebench.report.tables import to_csv, to_html, to_latex, to_markdown
@@ -521,7 +522,7 @@ class FakeApi:
             for fold in range(n):
                 cfg = make_record(fold, tasks=tasks.split("+"), width=width)["config"]
                 flat = {}
-                agg._flatten(cfg, "", flat)  # W&B may return dotted keys
+                flatten(cfg, "", flat)  # W&B may return dotted keys
                 summary = {f"test/{m}": v[fold] for m, v in values.items()}
                 summary.update({f"val/{m}": 0.0 for m in values})  # must not win over test/
                 summary.update({"params": COSTS[width]["params"], "gmacs": COSTS[width]["gmacs"], "_step": 3})

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,11 +24,12 @@ from optuna.trial import TrialState
 
 from agebench.errors import UserError
 from agebench.paths import sweeps_dir
-from agebench.sweep import check, load_spec, multirun_command, run_action
-from agebench.sweeps.driver import StudyStopped, count_trials, open_study
+from agebench.sweeps.command import check, load_spec, multirun_command, run_action
+from agebench.sweeps.driver import StudyStopped
 from agebench.sweeps.source import forwarded_overrides, merge_overrides
 from agebench.sweeps.space import parse_space
 from agebench.sweeps.storage import HEARTBEAT_ATTR, WORKER, heartbeat, journal_path, open_storage, worker_id
+from agebench.sweeps.study import count_trials, open_study
 
 AGEBENCH = [sys.executable, "-m", "agebench.cli"]
 # A trial in a few seconds: 80 tiny synthetic faces, 2 folds, 1 epoch of 2 batches.
@@ -465,6 +467,57 @@ def test_an_interrupted_worker_requeues_its_trial(sweeps_env, tmp_path, monkeypa
     assert count_trials(study.trials).by_state == {"FAIL": 1, "COMPLETE": 2}
 
 
+@pytest.mark.parametrize("signum, between_folds", [(signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_a_signal_stops_a_worker_with_one_line(sweeps_env, tmp_path, monkeypatch, capsys, signum, between_folds):
+    """A signal during a trial: the run inside says nothing (its "resume from last.ckpt" advice is wrong
+    for a trial that is queued again as a new one), the worker says it once, and exits 128 + signal."""
+    import agebench.train
+    from agebench import signals
+
+    def stopped(cfg, output_dir, **kwargs):
+        with signals.stop_on_signals():
+            if between_folds:
+                raise signals.StopRequested(signum)
+            raise signals.fold_stopped(signals.StopRequested(signum), 0, Path(output_dir) / "fold_0", 5)
+
+    monkeypatch.setattr(agebench.train, "run_experiment", stopped)
+    spec, user = study_spec(sweeps_env, tmp_path, n=2)
+    with pytest.raises(StudyStopped) as err:
+        run_action(spec, "run", user, echo=lambda s: None)
+    name = signals.NAMES[signum]
+    assert capsys.readouterr().err == ""  # nothing from the run: the CLI prints the one line below
+    assert str(err.value).startswith(f"interrupted ({name}); trial 0 is queued again for the next worker")
+    assert err.value.exit_code == 128 + signum and err.value.interrupted
+    study, _ = open_study(spec, create=False)
+    assert not study.user_attrs.get("agebench:worker_errors")  # no error of the study's, for action=status
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_between_trials_ends_the_worker_with_one_line(sweeps_env, tmp_path, monkeypatch, signum):
+    """Ctrl-C or SIGTERM while no trial runs (a storage call, a wait for a dead worker's trial): one line,
+    128 + signal, no traceback — and no trial to requeue."""
+    import agebench.sweeps.driver as driver
+
+    if signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        pytest.skip("something else handles SIGTERM in this process; the worker leaves it alone")
+
+    def interrupted(*args):
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)  # through the worker's own SIGTERM handler
+        time.sleep(5)
+
+    fake_trainer(monkeypatch, lambda cfg, k: cfg.loss.gamma)
+    monkeypatch.setattr(driver, "fail_stale_trials", interrupted)
+    spec, user = study_spec(sweeps_env, tmp_path, n=2)
+    with pytest.raises(StudyStopped) as err:
+        run_action(spec, "run", user, echo=lambda s: None)
+    assert str(err.value).startswith(f"interrupted ({signal.Signals(signum).name}); between trials, none was running")
+    assert err.value.exit_code == 128 + signum and err.value.interrupted
+    study, _ = open_study(spec, create=False)
+    assert study.trials == []
+
+
 def test_status_and_export_with_too_few_trials_for_importances(sweeps_env, tmp_path, monkeypatch):
     fake_trainer(monkeypatch, lambda cfg, k: cfg.loss.gamma)
     spec, user = study_spec(sweeps_env, tmp_path, n=1)
@@ -532,7 +585,7 @@ def test_real_multi_objective_study_with_a_failing_trial(sweeps_env, tmp_path, c
 def test_wandb_runs_are_grouped_by_study(tmp_path):
     pytest.importorskip("wandb")
     from agebench.config import compose_config
-    from agebench.train import make_logger
+    from agebench.loggers import make_logger
 
     cfg = compose_config(["logger=wandb", "logger.mode=disabled"])
     record = {"study": "lmtcnn_width", "trial": 7, "fold": 1, "dataset": "synthetic", "model": "lmtcnn",

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from agebench import threads
 from agebench.config import compose_config
 from agebench.results import read_records
-from agebench.train import _set_threads, run_experiment
+from agebench.runtime import set_threads as run_hook  # what a run calls at its start
+from agebench.train import run_experiment
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 EIGHT = set(range(8))
@@ -25,12 +26,12 @@ cgroup_quota = threads.cgroup_quota  # the real reader (the fixture stubs the mo
 def isolated(monkeypatch, tmp_path):
     """A private job registry, no Slurm/agebench variables, and torch's threads restored afterwards."""
     monkeypatch.setenv(threads.REGISTRY_ENV, str(tmp_path / "jobs"))
-    for var in ("SLURM_CPUS_PER_TASK", "SLURM_JOB_ID", "SLURM_JOBID", threads.JOBS_ENV, threads._FROM_SWEEP):
+    for var in ("SLURM_CPUS_PER_TASK", "SLURM_JOB_ID", "SLURM_JOBID", threads.JOBS_ENV, threads.JOBS_FROM_ENV):
         monkeypatch.delenv(var, raising=False)
     for var in threads.THREAD_ENV_VARS:  # apply() sets them; monkeypatch puts the old values back
         monkeypatch.setenv(var, os.environ.get(var, "1"))
     monkeypatch.setattr(threads, "cgroup_quota", lambda *a, **k: None)  # unlimited unless a test says otherwise
-    monkeypatch.setattr(threads, "_hydra_launcher", lambda: None)
+    monkeypatch.setattr(threads, "hydra_launcher", lambda: None)
     monkeypatch.setattr(threads, "_current", None)
     before = torch.get_num_threads()
     yield
@@ -42,7 +43,7 @@ def cpus(monkeypatch, n):
 
 
 def joblib(monkeypatch, n_jobs):
-    monkeypatch.setattr(threads, "_hydra_launcher", lambda: {"_target_": JOBLIB, "n_jobs": n_jobs})
+    monkeypatch.setattr(threads, "hydra_launcher", lambda: {"_target_": JOBLIB, "n_jobs": n_jobs})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -53,7 +54,7 @@ def test_threads_follow_the_joblib_launchers_n_jobs(monkeypatch, n_jobs, expecte
     cpus(monkeypatch, 8)
     joblib(monkeypatch, n_jobs)
     torch.set_num_threads(7)  # neither the answer nor torch's default here
-    _set_threads(OmegaConf.create({"threads": None}))
+    run_hook(OmegaConf.create({"threads": None}))
     assert torch.get_num_threads() == expected
     assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == str(expected)  # for child processes
     assert threads.current().reason.startswith(f"threads={expected} because ")
@@ -64,7 +65,7 @@ def test_threads_follow_the_joblib_launchers_n_jobs(monkeypatch, n_jobs, expecte
 def test_one_job_alone_keeps_every_core_it_may_use(monkeypatch, affinity, expected):
     cpus(monkeypatch, affinity)
     torch.set_num_threads(7)
-    _set_threads(OmegaConf.create({"threads": None}))
+    run_hook(OmegaConf.create({"threads": None}))
     assert torch.get_num_threads() == expected
     assert f"affinity {affinity} of" in threads.current().reason
 
@@ -72,11 +73,11 @@ def test_one_job_alone_keeps_every_core_it_may_use(monkeypatch, affinity, expect
 def test_affinity_is_split_between_declared_jobs(monkeypatch):
     cpus(monkeypatch, 6)
     joblib(monkeypatch, 4)
-    _set_threads(OmegaConf.create({"threads": None}))
+    run_hook(OmegaConf.create({"threads": None}))
     assert torch.get_num_threads() == 1  # 6 // 4
     cpus(monkeypatch, 4)
     monkeypatch.setenv(threads.JOBS_ENV, "2")  # stated per node: wins over n_jobs
-    _set_threads(OmegaConf.create({"threads": None}))
+    run_hook(OmegaConf.create({"threads": None}))
     assert torch.get_num_threads() == 2 and "AGEBENCH_JOBS_PER_NODE=2" in threads.current().reason
 
 
@@ -84,7 +85,7 @@ def test_trainer_threads_overrides_everything(monkeypatch):
     cpus(monkeypatch, 8)
     joblib(monkeypatch, 8)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
-    _set_threads(OmegaConf.create({"threads": 3}))
+    run_hook(OmegaConf.create({"threads": 3}))
     assert torch.get_num_threads() == 3
     assert "trainer.threads=3" in threads.current().reason
     # and it stays at every epoch start, whatever the node does
@@ -94,10 +95,30 @@ def test_trainer_threads_overrides_everything(monkeypatch):
 def test_slurm_cpus_per_task_bounds_the_cores(monkeypatch):
     cpus(monkeypatch, 8)  # a cluster without cpusets: the mask shows the whole node
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-    _set_threads(OmegaConf.create({"threads": None}))
+    run_hook(OmegaConf.create({"threads": None}))
     assert torch.get_num_threads() == 3 and "SLURM_CPUS_PER_TASK=3" in threads.current().reason
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "16")  # more than the mask: the mask binds
     assert threads.decide().threads == 8
+
+
+@pytest.mark.parametrize("launcher, loaders", [("slurm_cpu", 0), ("slurm_gpu", 2)])
+def test_slurm_launcher_cpus_per_task_sets_the_threads(monkeypatch, launcher, loaders):
+    """conf/hydra/launcher/slurm_*.yaml → submitit's `#SBATCH --cpus-per-task` → SLURM_CPUS_PER_TASK in
+    the job (Slurm sets it from that option) → the job's threads, on a node whose mask shows 64 cores."""
+    from hydra import compose, initialize_config_dir
+
+    from agebench.paths import conf_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    per_task = int(cfg.hydra.launcher.cpus_per_task)
+    assert per_task >= 1
+    cpus(monkeypatch, 64)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", str(per_task))
+    choice = threads.decide(loader_workers=loaders)
+    share_after_loaders = max(-(-per_task // 2), per_task - loaders)  # the model keeps half its share
+    assert choice.threads == share_after_loaders and choice.cores == per_task
+    assert f"SLURM_CPUS_PER_TASK={per_task}" in choice.reason
 
 
 def test_sweep_workers_per_node_reaches_the_trials(monkeypatch):
@@ -162,7 +183,7 @@ def test_cgroup_v1_cfs_quota_in_a_container(tmp_path):
 def test_a_cgroup_quota_below_the_mask_sets_the_threads(monkeypatch):
     cpus(monkeypatch, 8)
     monkeypatch.setattr(threads, "cgroup_quota", lambda *a, **k: 2.5)
-    _set_threads(OmegaConf.create({"threads": None}))
+    run_hook(OmegaConf.create({"threads": None}))
     assert torch.get_num_threads() == 2 and "cgroup quota 2.5 CPUs" in threads.current().reason
 
 
@@ -179,7 +200,7 @@ def test_live_runs_on_the_same_cores_are_counted(monkeypatch, tmp_path):
         threads.register(registry, pid=other.pid, cpus={0, 1, 2, 3})
         threads.register(registry, pid=dead.pid, cpus=EIGHT)                 # exited: ignored, entry removed
         threads.register(registry, pid=os.getpid() + 10**6, cpus={9, 10})    # other cores: not a competitor
-        _set_threads(OmegaConf.create({"threads": None}))                    # registers this process
+        run_hook(OmegaConf.create({"threads": None}))                    # registers this process
         assert threads.live_jobs(registry, cpus=EIGHT) == 2
         assert torch.get_num_threads() == 4 and "2 agebench runs live" in threads.current().reason
         assert not (registry / f"{dead.pid}.json").exists()
@@ -226,14 +247,14 @@ def test_deterministic_runs_ignore_live_neighbours(monkeypatch, tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         threads.register(tmp_path / "jobs", pid=other.pid, cpus=EIGHT)
-        _set_threads(OmegaConf.create({"threads": None, "deterministic": True}))
+        run_hook(OmegaConf.create({"threads": None, "deterministic": True}))
         assert torch.get_num_threads() == 8 and "live runs not counted" in threads.current().reason
         assert threads.refresh(OmegaConf.create({"threads": None, "deterministic": True})).threads == 8
         monkeypatch.setenv(threads.JOBS_ENV, "2")  # declared: counted, deterministic or not
-        _set_threads(OmegaConf.create({"threads": None, "deterministic": True}))
+        run_hook(OmegaConf.create({"threads": None, "deterministic": True}))
         assert torch.get_num_threads() == 4
         monkeypatch.delenv(threads.JOBS_ENV)
-        _set_threads(OmegaConf.create({"threads": None, "deterministic": False}))
+        run_hook(OmegaConf.create({"threads": None, "deterministic": False}))
         assert torch.get_num_threads() == 4 and "2 agebench runs live" in threads.current().reason
     finally:
         other.kill()

@@ -27,7 +27,10 @@ def test_run_writes_records_and_summary(tiny_overrides, tmp_path):
         assert r["status"] == "ok"
         assert {"age/top1", "age/top2", "age/one_off", "age/mae", "gender/acc"} <= set(r["metrics"])
         assert r["params"] > 0 and r["gmacs"] > 0 and r["size_mb"] > 0 and r["latency_ms"] > 0
-        assert r["tasks"] == ["age", "gender"] and r["age_bins"] == "adience8" and r["dataset"] == "synthetic"
+        assert r["tasks"] == ["age", "gender"] and r["age_bins"]["name"] == "adience8" and r["dataset"] == "synthetic"
+        # issue 11: age bins recorded as data, and the input size the network was built at
+        assert r["age_bins"]["num_bins"] == len(r["age_bins"]["edges"]) == 8 and r["age_bins"]["edges"][0] == [0.0, 2.0]
+        assert r["image_size"] == r["config"]["data"]["image_size"] == r["config"]["model"]["input_size"]
         assert len(r["config_hash"]) == 12 and r["git_sha"] and r["versions"]["torch"] and r["hardware"]["cpu_count"]
         assert (out / r["predictions"]).exists() and r["history"]
     on_disk = json.loads((out / "summary.json").read_text())

@@ -10,6 +10,10 @@ agebench.data.records). A run then keeps the rows its tasks can use:
   label it lacks mask it out of their loss and metrics (agebench.tasks), never fill it.
 
 A task whose label no record carries at all is a user error (the dataset cannot train it).
+
+`has_label` is THE rule for "does this row carry a label for this task?": training (`rows_for_run`),
+evaluation, `agebench data summary` and `agebench.tasks.missing_tasks` all read it, so the seed-000
+Table 2 counts tested through `rows_for_run` are the rows training uses.
 """
 
 from __future__ import annotations
@@ -56,6 +60,19 @@ def label_mask(records: pd.DataFrame, task_names, require: str = "all") -> np.nd
             )
     stacked = np.stack([masks[t] for t in names], axis=0) if names else np.zeros((0, len(records)), bool)
     return stacked.all(axis=0) if require == "all" else stacked.any(axis=0)
+
+
+def carried_tasks(records: pd.DataFrame, task_names=("age", "gender", "race")) -> list[str]:
+    """The tasks of `task_names` for which at least one record carries a label."""
+    return [t for t in task_names if has_label(records, t).any()]
+
+
+def rows_for_run(records: pd.DataFrame, task_names, data_cfg=None) -> tuple[np.ndarray, pd.DataFrame]:
+    """What `agebench train` trains on: (dataset row positions a run over `task_names` keeps, those
+    records re-indexed 0..n-1). Protocols and split lists index the re-indexed records; the image
+    array and the targets are indexed by the positions. `data_cfg` gives the require rule."""
+    rows = np.flatnonzero(label_mask(records, task_names, require_from_cfg(data_cfg)))
+    return rows, records.iloc[rows].reset_index(drop=True)
 
 
 def filter_for_tasks(records: pd.DataFrame, task_names, require: str = "all") -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,18 @@ class LoadedDataset:
 def load_size(data_cfg) -> int:
     """Size images are cached at: data.load_size, else 256/227 of the network input (seed 000's crops)."""
     if data_cfg.get("load_size"):
-        return int(data_cfg.load_size)
-    return int(round(int(data_cfg.image_size) * 256 / 227))
+        return int(data_cfg["load_size"])
+    return int(round(int(data_cfg["image_size"]) * 256 / 227))
+
+
+def split_list_reader(name: str):
+    """The `read_split_lists` of dataset `name`'s source module (official split files), or None when
+    the format has none; training and evaluation make their folds with it."""
+    try:
+        module = importlib.import_module(f"agebench.data.sources.{name}")
+    except ImportError:
+        return None
+    return getattr(module, "read_split_lists", None)
 
 
 def _cfg_key(data_cfg) -> str:

@@ -6,14 +6,55 @@ Both multi-task layouts of the seed papers are configurations of this one class:
 - reduced Levi–Hassner multi-task (seed 001): no shared FC (`shared_fc=[]`) and each task gets its
   own FC branch (`head.hidden=[128, 128]`).
 Per-task overrides go in `heads.<task>` (same keys as `head`).
+
+What a model knows of a task is its `HeadSpec`: the name, the number of outputs, how those outputs
+read (for ensembling) and, where the method needs one, its own last layer (CORAL's one shared weight
+vector + K − 1 biases). The caller passes specs, or objects with a `head_spec()` method (the tasks of
+`agebench.tasks` have one); `head_specs` turns either into specs, so no model imports the task code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+
+OUTPUT_KINDS = ("softmax", "sigmoid", "value")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One task's head as a model sees it.
+
+    `outputs` says how the raw outputs read, so a model can average ensemble members in the right space:
+    `softmax` (logits of one softmax), `sigmoid` (independent logits: a binary task's one logit, the K − 1
+    rank logits of an ordinal head) or `value` (regressed numbers). `layer(in_features)` builds the
+    method's own last layer; None means a plain Linear(in_features, num_outputs)."""
+
+    name: str
+    num_outputs: int
+    outputs: str = "softmax"
+    layer: Callable[[int], nn.Module] | None = None
+
+    def __post_init__(self):
+        if self.outputs not in OUTPUT_KINDS:
+            raise ValueError(f"HeadSpec.outputs={self.outputs!r}; use one of {OUTPUT_KINDS}")
+
+    def output_layer(self, in_features: int) -> nn.Module:
+        return self.layer(in_features) if self.layer is not None else nn.Linear(in_features, self.num_outputs)
+
+
+def head_specs(tasks: Iterable) -> list[HeadSpec]:
+    """HeadSpecs from specs or from objects with a `head_spec()` method (e.g. agebench.tasks' tasks)."""
+    specs = []
+    for t in tasks:
+        spec = t if isinstance(t, HeadSpec) else t.head_spec()
+        if not isinstance(spec, HeadSpec):
+            raise TypeError(f"{t!r}.head_spec() returned {type(spec).__name__}, not a HeadSpec")
+        specs.append(spec)
+    return specs
 
 
 def mlp(in_features: int, hidden: Sequence[int], dropout: float) -> tuple[nn.Sequential, int]:
@@ -26,12 +67,6 @@ def mlp(in_features: int, hidden: Sequence[int], dropout: float) -> tuple[nn.Seq
             layers.append(nn.Dropout(dropout))
         width = int(size)
     return nn.Sequential(*layers), width
-
-
-def output_layer(task, in_features: int) -> nn.Module:
-    """The task's last layer: its own when it declares one (CORAL's shared-weight layer), else a Linear."""
-    make = getattr(task, "output_layer", None)
-    return make(in_features) if make is not None else nn.Linear(in_features, task.num_outputs)
 
 
 @torch.no_grad()
@@ -62,10 +97,10 @@ class MultiTaskNet(nn.Module):
         default_head = dict(head or {})
         overrides = dict(heads or {})
         self.heads = nn.ModuleDict()
-        for task in tasks:
+        for task in head_specs(tasks):
             spec = {**default_head, **dict(overrides.get(task.name, {}) or {})}
             body, out_width = mlp(width, spec.get("hidden", ()) or (), float(spec.get("dropout", 0.0)))
-            self.heads[task.name] = nn.Sequential(body, output_layer(task, out_width))
+            self.heads[task.name] = nn.Sequential(body, task.output_layer(out_width))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.shared(self.trunk(x).flatten(1))

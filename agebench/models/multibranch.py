@@ -16,12 +16,14 @@ LeakyReLU(0.1)):
   task — the **final outputs**.
 * **Low-level branch** predicting both tasks "from low-level features with only 6 convolution layers
   followed by fully connected layers": from the stem maps, 6 cbl 3×3 (`lowlevel_channels`=14) with a
-  maxpool 2 after every second one (32 → 4), global average pool → FC 14 → LeakyReLU → one linear
-  output per task.
+  maxpool 2 after every second one (32 → 4), global average pool → FC 14 → LeakyReLU → one output
+  layer per task.
 * **Ensemble** of the three output pairs (virtual, final, low-level) = the main output of each task:
   the mean for regression/mse outputs, the log of the mean probability for softmax heads, the logit of
-  the mean probability for one-logit (BCE) heads — so every ensemble output is still a raw output the
-  task's loss, metrics and `predict` understand.
+  the mean probability for sigmoid outputs (a BCE logit, the rank logits of orcnn/coral/corn) — so every
+  ensemble output is still a raw output the task's loss, metrics and `predict` understand. Each member's
+  output layer is the one its head's method needs (`HeadSpec.output_layer`): a Linear, or for CORAL one
+  shared weight vector + K − 1 biases.
 
 The paper gives none of the widths, kernels or pool positions; the values above are our choice, made
 to land on the stated budget: with an L1 age regressor and a BCE gender logit (the paper's losses,
@@ -44,8 +46,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from agebench.models.heads import HeadSpec, head_specs
 from agebench.models.registry import register_model
-from agebench.tasks import AgeClassification, Classification
 
 MEMBERS = ("virtual", "final", "lowlevel")
 DEFAULT_AUX_WEIGHTS = {"virtual": 0.2, "lowlevel": 0.3, "final": 1.0}
@@ -68,15 +70,14 @@ def conv_stack(in_ch: int, width: int, n: int, pool_every: int, slope: float) ->
     return nn.Sequential(*layers)
 
 
-def ensemble(outputs: Sequence[torch.Tensor], task) -> torch.Tensor:
+def ensemble(outputs: Sequence[torch.Tensor], spec: HeadSpec) -> torch.Tensor:
     """Average ensemble members in probability space where the head is probabilistic."""
     stacked = torch.stack(list(outputs))
-    kind = getattr(task, "loss_kind", None)
-    if isinstance(task, AgeClassification) or (isinstance(task, Classification) and kind == "ce"):
+    if spec.outputs == "softmax":
         return stacked.softmax(-1).mean(0).clamp_min(1e-8).log()  # log of the mean probability
-    if kind == "bce":
+    if spec.outputs == "sigmoid":
         p = torch.sigmoid(stacked).mean(0).clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)  # logit of the mean probability
+        return torch.log(p) - torch.log1p(-p)  # logit of the mean probability (per binary output)
     return stacked.mean(0)  # regression (l1/l2) or mse-regressed labels
 
 
@@ -86,6 +87,7 @@ class MultiBranchNet(nn.Module):
                  top_channels: int = 28, lowlevel_channels: int = 14, lowlevel_convs: int = 6, fc: int = 32,
                  dropout: float = 0.3, negative_slope: float = 0.1, aux_weights: Mapping | None = None):
         super().__init__()
+        tasks = head_specs(tasks)
         self.tasks = {t.name: t for t in tasks}
         self.input_size = int(input_size)
         slope = float(negative_slope)
@@ -108,11 +110,12 @@ class MultiBranchNet(nn.Module):
             nn.Linear(int(lowlevel_channels), int(lowlevel_channels)), nn.LeakyReLU(slope, inplace=True),
         )
         self.gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        # every member ends in the layer its head's method needs (a Linear, or CORAL's shared-weight layer)
         self.virtual_heads = nn.ModuleDict({
-            t.name: nn.Linear(int(age_channels) if t.name == "age" else int(gender_channels), t.num_outputs) for t in tasks
+            t.name: t.output_layer(int(age_channels) if t.name == "age" else int(gender_channels)) for t in tasks
         })
-        self.final_heads = nn.ModuleDict({t.name: nn.Linear(int(fc), t.num_outputs) for t in tasks})
-        self.lowlevel_heads = nn.ModuleDict({t.name: nn.Linear(int(lowlevel_channels), t.num_outputs) for t in tasks})
+        self.final_heads = nn.ModuleDict({t.name: t.output_layer(int(fc)) for t in tasks})
+        self.lowlevel_heads = nn.ModuleDict({t.name: t.output_layer(int(lowlevel_channels)) for t in tasks})
         weights = {**DEFAULT_AUX_WEIGHTS, **dict(aux_weights or {})}
         unknown = set(weights) - set(MEMBERS)
         if unknown:

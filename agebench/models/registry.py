@@ -1,6 +1,7 @@
 """Model registry, timm-style: each architecture family registers small named entry points.
 
-An entry point takes the task list, the input resolution and the family's keyword options (the
+An entry point takes the heads to build (`heads.HeadSpec`s: `create_model` makes them from the caller's
+tasks), the input resolution and the family's keyword options (the
 `model` config group minus `name`), and returns an `nn.Module` whose forward maps a float image batch
 (N, 3, H, W) to a dict of raw outputs keyed by task name (see `heads.MultiTaskNet`).
 """
@@ -28,10 +29,13 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, tasks, input_size: int, **kwargs) -> nn.Module:
+    """Model `name` with one head per entry of `tasks`: `heads.HeadSpec`s, or objects with `head_spec()`."""
+    from agebench.models.heads import head_specs
+
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(list_models())} (conf/model/)")
     try:
-        return _MODELS[name](tasks=tasks, input_size=int(input_size), **kwargs)
+        return _MODELS[name](tasks=head_specs(tasks), input_size=int(input_size), **kwargs)
     except TypeError as err:  # an option the family does not take
         raise UserError(f"model {name!r}: {err}; see conf/model/{name}.yaml for its options") from None
     except RuntimeError as err:  # the dummy forward that sizes the FC layers found the input too small

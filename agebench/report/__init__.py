@@ -3,10 +3,12 @@
     agebench report runs=<dir or glob> [table=<recipe>] [format=md|latex|csv|html] [out=reports/…]
     agebench report source=wandb project=<entity>/<project> [table=…]
 
-Modules: `aggregate` (records → frame → configurations, mean ± std, incomplete folds), `stats` (paired
-single- vs multi-task tests), `recipes` (default table and the paper-table recipes in reports/tables/),
-`tables` (Markdown / LaTeX / CSV / HTML), `plots` (Pareto, granularity, learning curves, confusion),
-`wandb_source` (the same records from the W&B API).
+Modules: `aggregate` (records → configurations, the one import for: `canon` identity values, `age_bins`
+a record's bins, `frame` records → rows, `filters`, `groups` mean ± std and incomplete folds), `stats`
+(paired single- vs multi-task tests), `recipes` (default table and paper-table recipes; schema in
+`recipe_schema`), `tables` (Markdown / LaTeX / CSV / HTML), `plots`, `study_plots`, `figures` (Pareto,
+granularity, learning curves, confusion, planted effects), `wandb_source` (the same records from the W&B
+API). What identifies a run is agebench.run_identity's; nothing here imports training or data code.
 """
 
 from __future__ import annotations
@@ -15,12 +17,7 @@ import sys
 from pathlib import Path
 
 from agebench.errors import UserError
-
-
-def _plain(value):
-    from agebench.report.aggregate import _plain as plain
-
-    return plain(value)
+from agebench.report.canon import plain as _plain
 
 
 def load_source(cfg) -> list[dict] | None:

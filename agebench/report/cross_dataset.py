@@ -10,29 +10,19 @@ an eval of the same folds on the same dataset replaces it. Reports without eval 
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
 
 from agebench.report.recipes import Options, metric_label, primary_metric
 from agebench.report.tables import Cell, Table, stat_cell
-from agebench.results import read_records
+from agebench.results import find_result_files, read_records
 
 EVALS_FILE = "evals.jsonl"  # written by agebench.evaluate (the report reads files, not training code)
 
 
 def find_eval_files(runs) -> list[Path]:
-    items = [runs] if isinstance(runs, (str, Path)) else [str(r) for r in (runs or [])]
-    files: set[Path] = set()
-    for item in items:
-        for match in glob.glob(str(item)):
-            p = Path(match)
-            if p.is_file() and p.name == EVALS_FILE:
-                files.add(p.resolve())
-            elif p.is_dir():
-                files.update(f.resolve() for f in p.rglob(EVALS_FILE))
-    return sorted(files)
+    return find_result_files(runs or [], EVALS_FILE)
 
 
 def _row_key(record: dict) -> tuple:

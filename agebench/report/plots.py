@@ -6,7 +6,6 @@ granularity only, no `history`, no predictions file), so a report never fails fo
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from pathlib import Path
@@ -14,24 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from agebench.metrics import headline
-from agebench.report.aggregate import Group
+from agebench.report.age_bins import record_bins
+from agebench.report.figures import png_bytes, pyplot
+from agebench.report.groups import Group
 from agebench.report.tables import Plot
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
+# the old private names, still imported by agebench/report/breakdown.py
+_plt = pyplot
+_png = png_bytes
 
 
 def _slug(text: str) -> str:
@@ -59,7 +48,7 @@ def accuracy_vs_cost(groups: list[Group], metric: str, labels: dict, scale: floa
     from agebench.report.stats import lower_is_better
 
     higher = not lower_is_better(metric)
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(usable), figsize=(6.2 * len(usable), 4.6), squeeze=False)
     for ax, (cost, xlabel) in zip(axes[0], usable, strict=False):
         pts, names, errs = [], [], []
@@ -95,7 +84,7 @@ def accuracy_vs_cost(groups: list[Group], metric: str, labels: dict, scale: floa
     fig.subplots_adjust(wspace=0.4)
     fig.suptitle(f"{metric} vs cost (mean ± std over folds)")
     return Plot(name=f"pareto_{_slug(metric)}", title=f"{metric} vs GMACs / latency with the Pareto front",
-                png=_png(fig))
+                png=png_bytes(fig))
 
 
 def accuracy_vs_granularity(groups: list[Group], series_cols: list[str], metric: str = "age/top1",
@@ -113,7 +102,7 @@ def accuracy_vs_granularity(groups: list[Group], series_cols: list[str], metric:
                                                s.std * scale if math.isfinite(s.std) else 0.0))
     if len({k for pts in by_series.values() for k, _, _ in pts}) < 2:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for name, pts in sorted(by_series.items()):
         pts.sort()
@@ -124,7 +113,7 @@ def accuracy_vs_granularity(groups: list[Group], series_cols: list[str], metric:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"{metric} vs age granularity per task-set (cf. seed 002 Figs 4/6)")
-    return Plot(name="granularity", title="Age accuracy vs granularity per task-set", png=_png(fig))
+    return Plot(name="granularity", title="Age accuracy vs granularity per task-set", png=png_bytes(fig))
 
 
 def learning_curves(group: Group, label: str) -> Plot | None:
@@ -140,7 +129,7 @@ def learning_curves(group: Group, label: str) -> Plot | None:
     val_metrics = sorted(k for k in keys if k.startswith("val/") and k != "val/loss")
     preferred = ["val/" + m for m in headline([k.removeprefix("val/") for k in val_metrics])]
     metric_key = (preferred or val_metrics or [None])[0]
-    plt = _plt()
+    plt = pyplot()
     panels = (1 if loss_keys else 0) + (1 if metric_key else 0)
     if panels == 0:
         return None
@@ -168,7 +157,7 @@ def learning_curves(group: Group, label: str) -> Plot | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"Learning curves per fold: {label}")
-    return Plot(name=f"curves_{_slug(label)}", title=f"Learning curves per fold — {label}", png=_png(fig))
+    return Plot(name=f"curves_{_slug(label)}", title=f"Learning curves per fold — {label}", png=png_bytes(fig))
 
 
 def _resolve(path: str, results_file: str | None) -> Path | None:
@@ -201,18 +190,12 @@ def _age_classes(true: np.ndarray, pred: np.ndarray, bins) -> tuple[np.ndarray, 
 
 
 def _bins_of(group: Group):
-    try:
-        from agebench.data.binning import parse_bins
-
-        spec = group.key.get("age_bins")
-        if spec and spec != "null" and not spec.startswith("edges:"):
-            return parse_bins(spec)
-        cfg = group.frame["_record"].iloc[0].get("config") or {}
-        age = (cfg.get("tasks") or {}).get("age") or {}
-        if age.get("bins") is not None:
-            return parse_bins(age["bins"], age.get("range", (0, 80)))
-    except Exception:  # noqa: BLE001 — class names are cosmetic; unbinnable predictions are skipped
-        return None
+    """The configuration's age bins from its records' structured `age_bins` (agebench.report.age_bins);
+    None for records that name their bins only (class indices label the matrix then)."""
+    for rec in group.frame["_record"]:
+        bins = record_bins(rec) if isinstance(rec, dict) else None
+        if bins is not None:
+            return bins
     return None
 
 
@@ -250,7 +233,7 @@ def confusion_matrix(group: Group, label: str) -> Plot | None:
         cm = np.pad(cm, ((0, k - cm.shape[0]), (0, k - cm.shape[1])))
     names = bins.labels if bins is not None and bins.num_bins == k else [str(i) for i in range(k)]
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.6 * k + 2.5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -264,7 +247,7 @@ def confusion_matrix(group: Group, label: str) -> Plot | None:
     ax.set_ylabel("true age class")
     fig.colorbar(im, ax=ax, fraction=0.046, label="row-normalised")
     ax.set_title(f"Age confusion ({found} fold(s), {int(cm.sum())} faces)\n{label}", fontsize=9)
-    return Plot(name=f"confusion_{_slug(label)}", title=f"Age confusion matrix — {label}", png=_png(fig))
+    return Plot(name=f"confusion_{_slug(label)}", title=f"Age confusion matrix — {label}", png=png_bytes(fig))
 
 
 def make_plots(groups: list[Group], label_cols: list[str], which=None, max_groups: int = 6) -> tuple[list[Plot], list[str]]:
@@ -273,7 +256,7 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
 
     asked = set(which or ())
     which = set(which or ("pareto", "granularity", "curves", "confusion", "bias"))
-    from agebench.report.aggregate import label_columns
+    from agebench.report.groups import label_columns
 
     short = [c for c in label_columns(groups) if len({g.key.get(c) for g in groups}) > 1] or ["tasks"]
     labels = {id(g): g.label(short) for g in groups}

@@ -19,11 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from agebench import metrics as registry
-from agebench.report.aggregate import Group, metric_sort_key
+from agebench import run_identity
+from agebench.report.frame import metric_sort_key
+from agebench.report.groups import Group
 
-# identity columns that may differ between the two sides of a pair
-PAIR_FREE = ("tasks", "gamma", "weighting", "weights", "experiment", "study", "trial", "config.variant")
-PAIR_FREE_PREFIXES = ("config.loss.", "config.tasks.names", "config.model.heads", "config.variants")
+
+def pair_free_column(column: str) -> bool:
+    """May the two sides of a pair differ in this identity column? (agebench.run_identity.pair_free: the
+    labels and the task-set; a top-level field counts as the config path it repeats)"""
+    free = run_identity.pair_free()
+    if column.startswith("config."):
+        return run_identity.covers(free, column[len("config."):])
+    path = run_identity.RECORD_FIELDS.get(column)
+    return run_identity.covers(free, column) or (path is not None and run_identity.covers(free, path))
 
 
 def lower_is_better(metric: str) -> bool:
@@ -97,8 +105,7 @@ def _finite(v) -> bool:
 
 
 def pair_key(group: Group) -> tuple:
-    return tuple(sorted((k, v) for k, v in group.key.items()
-                        if k not in PAIR_FREE and not k.startswith(PAIR_FREE_PREFIXES)))
+    return tuple(sorted((k, v) for k, v in group.key.items() if not pair_free_column(k)))
 
 
 @dataclass

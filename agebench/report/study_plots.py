@@ -14,11 +14,14 @@ states them too. None when the records lack the knob or a partner, so a report n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from agebench.report.aggregate import Group, display_name
+from agebench.report.figures import png_bytes, pyplot
+from agebench.report.frame import display_name
+from agebench.report.groups import Group
 from agebench.report.tables import Plot
 
 COUPLING_KNOB = "config.data.gender_specific_aging"
@@ -111,7 +114,7 @@ def _note(kind: str, knob: str, metric: str, scale: float, points: list[Point], 
 
 
 def _errorbar_plot(points: list[Point], scale: float, xlabel: str, ylabel: str, title: str):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for series in sorted({p.series for p in points}):
         pts = [p for p in points if p.series == series]
@@ -129,51 +132,52 @@ def _errorbar_plot(points: list[Point], scale: float, xlabel: str, ylabel: str, 
     return fig
 
 
-def _plt():
-    from agebench.report.plots import _plt as plt
+@dataclass(frozen=True)
+class Study:
+    """One planted effect: how its points are computed and how its plot and notes are worded."""
+    kind: str
+    knob: str
+    points: Callable[..., list[Point]]
+    xlabel: str
+    ylabel: str        # {metric}, {unit}
+    title: str         # {metric}, {conf}
+    plot_title: str    # {metric}
+    note: str
 
-    return plt()
+
+STUDIES = (
+    Study("coupling", COUPLING_KNOB, coupling_points, "task coupling (data.gender_specific_aging)",
+          "Δ {metric} multi − single{unit}",
+          "Multi-task gain vs task coupling (mean Δ over paired folds, {conf}% t CI)",
+          "Multi-task Δ {metric} vs task coupling", "multi-task Δ"),
+    Study("leakage", LEAK_KNOB, leakage_points, "images per subject (data.images_per_subject)",
+          "{metric} leaky − subject-exclusive{unit}",
+          "Accuracy a subject leak adds (fold means, {conf}% Welch CI)",
+          "Subject-leak inflation of {metric} vs images per subject", "leak inflation"),
+)
 
 
-def coupling_plot(groups: list[Group], metric: str = "age/top1", scale: float = 100.0,
-                  confidence: float = 0.95) -> tuple[Plot | None, list[str]]:
-    from agebench.report.plots import _png
-
-    points = coupling_points(groups, metric, confidence)
+def study_plot(study: Study, groups: list[Group], metric: str = "age/top1", scale: float = 100.0,
+               confidence: float = 0.95) -> tuple[Plot | None, list[str]]:
+    points = study.points(groups, metric, confidence)
     if not points:
         return None, []
-    conf = int(round(confidence * 100))
-    fig = _errorbar_plot(points, scale, "task coupling (data.gender_specific_aging)",
-                         f"Δ {metric} multi − single{' (points)' if scale == 100 else ''}",
-                         f"Multi-task gain vs task coupling (mean Δ over paired folds, {conf}% t CI)")
-    return (Plot(name="coupling", title=f"Multi-task Δ {metric} vs task coupling", png=_png(fig)),
-            _note("multi-task Δ", COUPLING_KNOB, metric, scale, points, confidence))
-
-
-def leakage_plot(groups: list[Group], metric: str = "age/top1", scale: float = 100.0,
-                 confidence: float = 0.95) -> tuple[Plot | None, list[str]]:
-    from agebench.report.plots import _png
-
-    points = leakage_points(groups, metric, confidence)
-    if not points:
-        return None, []
-    conf = int(round(confidence * 100))
-    fig = _errorbar_plot(points, scale, "images per subject (data.images_per_subject)",
-                         f"{metric} leaky − subject-exclusive{' (points)' if scale == 100 else ''}",
-                         f"Accuracy a subject leak adds (fold means, {conf}% Welch CI)")
-    return (Plot(name="leakage", title=f"Subject-leak inflation of {metric} vs images per subject", png=_png(fig)),
-            _note("leak inflation", LEAK_KNOB, metric, scale, points, confidence))
+    unit = " (points)" if scale == 100 else ""
+    fig = _errorbar_plot(points, scale, study.xlabel, study.ylabel.format(metric=metric, unit=unit),
+                         study.title.format(metric=metric, conf=int(round(confidence * 100))))
+    return (Plot(name=study.kind, title=study.plot_title.format(metric=metric), png=png_bytes(fig)),
+            _note(study.note, study.knob, metric, scale, points, confidence))
 
 
 def study_plots(groups: list[Group], which: set) -> tuple[list[Plot], list[str]]:
     """The `coupling` and `leakage` plot kinds of a recipe, with their numbers as note lines."""
     plots, notes = [], []
-    for kind, make, knob in (("coupling", coupling_plot, COUPLING_KNOB), ("leakage", leakage_plot, LEAK_KNOB)):
-        if kind not in which:
+    for study in STUDIES:
+        if study.kind not in which:
             continue
-        plot, lines = make(groups)
+        plot, lines = study_plot(study, groups)
         if plot is None:
-            notes.append(f"{kind} plot skipped: no pairs across {display_name(knob)} in these runs")
+            notes.append(f"{study.kind} plot skipped: no pairs across {display_name(study.knob)} in these runs")
             continue
         plots.append(plot)
         notes += lines

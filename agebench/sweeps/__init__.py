@@ -6,8 +6,11 @@
   `tag(log, …)`, `int(…)`) → Optuna distributions and train overrides;
 * `spec`    — a study yaml read and checked: objectives, sampler, pruner, budget, storage;
 * `storage` — SQLite / journal file / PostgreSQL storages, worker heartbeats, stale-trial recovery;
-* `driver`  — the ask/tell worker loop: run a trial's folds, report per-fold values, tell the result;
-* `status`  — `action=status` (trials by state, best / Pareto set, importances) and `action=export`.
-
-The `agebench sweep` command itself lives in `agebench.sweep`.
+* `study`   — open or create the study in its storage, check it against the spec, count its trials
+  (what the budget and `sweep.max_failures` see);
+* `driver`  — the ask/tell worker loop: budget, dead workers' trials, grid duplicates, interrupts;
+* `trial`   — one trial: compose its config, run its folds, report per-fold values (pruning);
+* `status`  — `action=status` (trials by state, best / Pareto set, importances) and `action=export`;
+* `command` — the `agebench sweep` command (`sweep_command`) and the functions tests and notebooks
+  call directly (`load_spec`, `run_action`, `check`, `multirun_command`).
 """

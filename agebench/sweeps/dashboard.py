@@ -18,7 +18,7 @@ HOST = "127.0.0.1"
 
 
 def serve_dashboard(spec: SweepSpec, port: int, echo=print) -> None:
-    from agebench.sweeps.driver import open_study
+    from agebench.sweeps.study import open_study
 
     if not 0 < port < 65536:
         raise UserError(f"port={port}: choose a TCP port in 1..65535 (default 8080)")

@@ -1,4 +1,4 @@
-"""The ask/tell worker loop of `agebench sweep`.
+"""The ask/tell worker loop of `agebench sweep` (the study: sweeps/study.py; one trial: sweeps/trial.py).
 
 A worker opens (or creates) the study in `sweep.storage`, then repeats until the study's budget is
 spent: fail trials whose worker died (no heartbeat), count the budget, ask for a trial, compose its
@@ -28,16 +28,13 @@ objective. Any number of workers, on one machine or many, may run this loop on t
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import threading
 import time
 import traceback
-import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from agebench import preflight
+from agebench import preflight, signals
 from agebench.errors import UserError
 from agebench.sweeps.hints import sweep_hint
 from agebench.sweeps.spec import SweepSpec
@@ -46,25 +43,21 @@ from agebench.sweeps.storage import (
     FAIL_KIND,
     FAIL_REASON,
     RETRIED_KINDS,
-    RETRY_OF,
     WORKER,
     display_url,
     fail_stale_trials,
     heartbeat,
     last_sign_of_life,
-    open_storage,
     requeue,
     superseded_failures,
     worker_id,
 )
+from agebench.sweeps.study import TRIAL_DIR, Counts, count_trials, open_study
+from agebench.sweeps.trial import TrialFailed, run_trial  # driver.run_trial: tests replace it here
 from agebench.sweeps.trial_lines import report_trial
 from agebench.validation import check_train_config
 
 log = logging.getLogger("agebench.sweep")
-
-SPEC_ATTR = "agebench_sweep"
-BUDGET_ATTR = "n_trials"          # the budget the last worker started with
-TRIAL_DIR = "trial_dir"
 
 
 class StudyStopped(UserError):
@@ -72,101 +65,31 @@ class StudyStopped(UserError):
 
     exit_code = 4
 
-    def __init__(self, message: str, exit_code: int = 4):
+    def __init__(self, message: str, exit_code: int = 4, interrupted: bool = False):
         super().__init__(message)
         self.exit_code = exit_code
+        self.interrupted = interrupted  # a signal or Ctrl-C: no error of the study's (not recorded as one)
 
 
-class TrialFailed(Exception):
-    def __init__(self, kind: str, reason: str):
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
+def _interrupted(number: int | None, err: BaseException) -> StudyStopped:
+    """The one line a worker stopped by a signal ends with — during trial `number` (the run inside
+    prints none: `signals.caller_reports_stops`) or between trials (None) — exiting 128 + the signal."""
+    stop = signals.as_stop(err) if isinstance(err, SystemExit) else None
+    signum = stop.signum if stop is not None else getattr(err, "signum", signal.SIGINT)  # Ctrl-C: SIGINT
+    name = signals.NAMES.get(signum, f"signal {signum}")
+    tail = f"; requeued Slurm job {stop.requeued}" if stop is not None and getattr(stop, "requeued", None) else ""
+    where = (f"trial {number} is queued again for the next worker" if number is not None
+             else "between trials, none was running")
+    return StudyStopped(f"interrupted ({name}); {where}: rerun the same command to go on with the study{tail}",
+                        exit_code=128 + int(signum), interrupted=True)
 
 
-# ---------------------------------------------------------------------------------------------------
-# study
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as the worker loop sees it (`_sigterm_as_interrupt`): Ctrl-C's path, with its signal."""
 
-
-def open_study(spec: SweepSpec, create: bool = True):
-    """(study, storage) for the spec; creates the study unless `create` is false (status/export)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = spec.storage_url()
-    if not create and spec.storage is None and not (spec.dir / "study.db").exists():
-        raise UserError(f"no study {spec.study_name!r} yet: {spec.dir / 'study.db'} does not exist; start it with "
-                        f"`{sweep_hint(spec)}` (or pass the sweep.storage / sweep.dir it ran with)")
-    storage = open_storage(url)
-    # the sampler continues the study's stream: seeded from the trials it holds (SweepSpec.sampler_seed)
-    sampler, pruner = spec.make_sampler(_trials_in(storage, spec.study_name)), spec.make_pruner()
-    if create:
-        study = optuna.create_study(storage=storage, study_name=spec.study_name, directions=spec.directions,
-                                    sampler=sampler, pruner=pruner, load_if_exists=True)
-    else:
-        try:
-            study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner)
-        except KeyError:
-            names = optuna.study.get_all_study_names(storage)
-            raise UserError(f"no study {spec.study_name!r} in {display_url(url)} (it holds: {', '.join(names) or 'none'}); "
-                            f"start it with `{sweep_hint(spec)}`") from None
-    wanted = [d.upper() for d in spec.directions]
-    have = [d.name for d in study.directions]
-    if have != wanted:
-        raise UserError(f"study {spec.study_name!r} in {display_url(url)} optimises {have}, but sweep {spec.name} "
-                        f"asks for {wanted} ({', '.join(spec.metric_names)}); use a new sweep.study_name")
-    if create:
-        if not study.metric_names:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # flagged experimental
-                study.set_metric_names(spec.metric_names)
-        if study.user_attrs.get(BUDGET_ATTR) != spec.n_trials:
-            study.set_user_attr(BUDGET_ATTR, spec.n_trials)  # what action=status reports as the budget
-        if SPEC_ATTR not in study.user_attrs:
-            study.set_user_attr(SPEC_ATTR, spec.describe())
-        elif study.user_attrs[SPEC_ATTR].get("params") != spec.describe()["params"]:
-            log.warning("study %s was created with params %s; this worker samples %s", spec.study_name,
-                        study.user_attrs[SPEC_ATTR].get("params"), spec.describe()["params"])
-    return study, study._storage  # the wrapper Optuna itself writes through (RDB: a caching layer)
-
-
-def _trials_in(storage, study_name: str) -> int:
-    """How many trials the study already holds (0 when it does not exist yet)."""
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        return 0
-    return len(storage.get_all_trials(study_id, deepcopy=False))
-
-
-@dataclass
-class Counts:
-    by_state: dict[str, int] = field(default_factory=dict)
-    budget_used: int = 0
-    failures: int = 0
-    retried: int = 0
-    discarded: int = 0
-
-
-def count_trials(trials) -> Counts:
-    """Trials by state, and what the budget and sweep.max_failures see (module docstring)."""
-    from optuna.trial import TrialState
-
-    c = Counts()
-    trials = list(trials)
-    superseded = superseded_failures(trials)  # failed trials queued again by action=retry_failed
-    for t in trials:
-        c.by_state[t.state.name] = c.by_state.get(t.state.name, 0) + 1
-        kind = t.user_attrs.get(FAIL_KIND)
-        if t.state == TrialState.FAIL and (kind in RETRIED_KINDS or t.number in superseded):
-            c.retried += 1
-        elif t.state == TrialState.FAIL and kind in DISCARDED_KINDS:
-            c.discarded += 1
-        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL):
-            c.budget_used += 1
-            if t.state == TrialState.FAIL:
-                c.failures += 1
-    return c
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,15 +226,18 @@ class _DeadTrialWait:
 def _sigterm_as_interrupt():
     """SIGTERM (scancel, a Slurm time limit, `kill`) interrupts the running trial like Ctrl-C, so its
     parameters are queued again at once rather than after sweep.stale_after_s. Left alone when
-    someone else (e.g. submitit) already handles SIGTERM, or outside the main thread."""
+    someone else (e.g. submitit) already handles SIGTERM, or outside the main thread. Either signal
+    between trials ends the worker with one line too (StudyStopped, 128 + signal), not a traceback."""
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated(signum)
 
     install = (threading.current_thread() is threading.main_thread()
                and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None))
     previous = signal.signal(signal.SIGTERM, interrupt) if install else None
     try:
         yield
+    except KeyboardInterrupt as err:  # between trials (a storage call, a wait for a dead trial): one line
+        raise _interrupted(None, err) from None
     finally:
         if install:
             signal.signal(signal.SIGTERM, previous)
@@ -346,19 +272,20 @@ def _run_and_tell(spec, study, storage, trial, user_overrides) -> str:
             _discard(study, storage, trial)
             return "DISCARDED"
         log.info("trial %d: %s", trial.number, " ".join(spec.space.overrides(params)) or "(no params)")
-        values = run_trial(spec, trial, params, user_overrides)
+        with signals.caller_reports_stops():  # the one line a stop ends with is ours (_interrupted)
+            values = run_trial(spec, trial, params, user_overrides)
         state = TrialState.COMPLETE
     except optuna.TrialPruned as err:
         state = TrialState.PRUNED
         log.info("trial %d pruned: %s", trial.number, err)
     except TrialFailed as err:
         kind, reason = err.kind, err.reason
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM; Lightning turns Ctrl-C into sys.exit(1)
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C, SIGTERM; Lightning turns Ctrl-C into sys.exit(1)
         storage.set_trial_user_attr(trial._trial_id, FAIL_KIND, "interrupted")
         storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, "worker interrupted; parameters queued again")
         study.tell(trial, state=TrialState.FAIL)
         requeue(study, storage.get_trial(trial._trial_id))
-        raise StudyStopped(f"interrupted; trial {trial.number} is queued again for the next worker", exit_code=130) from None
+        raise _interrupted(trial.number, err) from None
     except UserError as err:
         kind, reason = "config", str(err)
     except Exception as err:  # a bug or a crash in this trial: record it, keep the study going
@@ -405,70 +332,4 @@ def _discard(study, storage, trial) -> None:
     log.info("trial %d discarded: its grid point is already taken", trial.number)
 
 
-# ---------------------------------------------------------------------------------------------------
-# one trial
-
-
-def run_trial(spec: SweepSpec, trial, params: dict, user_overrides: list[str]) -> list[float]:
-    """Run one trial's folds; returns the fold mean of each objective or raises TrialFailed/TrialPruned."""
-    import optuna
-
-    from agebench.config import compose_checked
-    from agebench.results import RESULTS_FILE, read_records
-    from agebench.train import run_experiment
-
-    out = spec.trial_dir(trial.number)
-    overrides = spec.trial_overrides(user_overrides, params, out)
-    try:
-        cfg = compose_checked(overrides)
-    except UserError as err:
-        raise TrialFailed("config", f"config does not compose: {err}") from None
-    if cfg.get("variants"):
-        raise TrialFailed("config", "the trial config declares `variants`; a sweep trial runs one experiment — "
-                                    "sweep over the variant's overrides instead")
-    extra = {"study": spec.study_name, "trial": trial.number, "trial_params": dict(params)}
-    first = spec.objectives[0]
-    seen: list[float] = []
-
-    def on_fold_end(fold: int, record: dict) -> None:
-        status = record.get("status")
-        if status != "ok":
-            kind = "diverged" if status == "diverged" else "error"
-            raise TrialFailed(kind, f"fold {fold} {status}: {record.get('error', 'no error message')}")
-        value = first.fold_value(record)
-        if value is None or not math.isfinite(value):
-            raise TrialFailed("no_objective", _missing(first.metric, record, fold))
-        seen.append(value)
-        if spec.prunes:
-            trial.report(sum(seen) / len(seen), step=int(fold))
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"running mean {first.metric}={seen[-1]:.4g} after fold {fold}")
-
-    t0 = time.perf_counter()
-    run_experiment(cfg, str(out), on_fold_end=on_fold_end, extra_record=extra, print_table=False)
-    records = [r for r in read_records(out / RESULTS_FILE)
-               if r.get("study") == spec.study_name and r.get("trial") == trial.number]
-    bad = [r for r in records if r.get("status") != "ok"]
-    if bad:
-        r = bad[0]
-        raise TrialFailed("diverged" if r.get("status") == "diverged" else "error",
-                          f"fold {r.get('fold')} {r.get('status')}: {r.get('error', '')}")
-    if not records:
-        raise TrialFailed("no_objective", "the trial produced no run record (no folds selected?)")
-    values = []
-    for objective in spec.objectives:
-        per_fold = [objective.fold_value(r) for r in records]
-        if any(v is None or not math.isfinite(v) for v in per_fold):
-            raise TrialFailed("no_objective", _missing(objective.metric, records[0], records[0].get("fold")))
-        values.append(sum(per_fold) / len(per_fold))
-    log.debug("trial %d took %.1f s", trial.number, time.perf_counter() - t0)
-    return values
-
-
-def _missing(metric: str, record: dict, fold) -> str:
-    available = sorted((record.get("metrics") or {}).keys())
-    return (f"objective {metric!r} missing or not finite on fold {fold}; the run reports "
-            f"{', '.join(available) or 'no metrics'} (and record fields latency_ms, gmacs, params, size_mb)")
-
-
-__all__ = ["run_worker", "open_study", "count_trials", "StudyStopped", "RETRY_OF"]
+__all__ = ["run_worker", "retry_failed", "open_study", "count_trials", "StudyStopped", "TrialFailed", "run_trial"]

@@ -6,7 +6,7 @@ the command line they behave as a config group: `agebench sweep sweep=gamma` sel
 `sweep.storage=...` override it like any other option, `--cfg job` shows it, and an unknown name is
 answered with the list of studies. A tiny Hydra config source (`agebench://`, named in
 `conf/sweep.yaml`'s `hydra.searchpath`) maps the group `sweep` onto that directory; it is
-registered when this module is imported (`agebench.sweep` imports it before Hydra starts).
+registered when this module is imported (`agebench.sweeps.command` imports it before Hydra starts).
 """
 
 from __future__ import annotations

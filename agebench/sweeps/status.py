@@ -9,9 +9,9 @@ import warnings
 from pathlib import Path
 
 from agebench.sweeps import worker_errors
-from agebench.sweeps.driver import BUDGET_ATTR, TRIAL_DIR, count_trials
 from agebench.sweeps.spec import SweepSpec
 from agebench.sweeps.storage import FAIL_KIND, FAIL_REASON, RETRY_OF, display_url, last_sign_of_life
+from agebench.sweeps.study import BUDGET_ATTR, TRIAL_DIR, count_trials
 
 MAX_ROWS = 10
 

@@ -23,7 +23,7 @@ KEEP = 5
 
 def record(spec: SweepSpec, message: str) -> None:
     """Append (worker, time, message) to the study's worker errors, creating the study if needed."""
-    from agebench.sweeps.driver import open_study
+    from agebench.sweeps.study import open_study
 
     try:
         study, _ = open_study(spec, create=True)

@@ -2,8 +2,8 @@
 
 Runs, inspects or checks the Optuna study (or grid) declared in `sweeps/<name>.yaml`; see
 conf/sweep.yaml for the keys and docs/sweeps.md for the guide (workers, storages, Slurm). The
-machinery lives in `agebench.sweeps`; this module is the command and the functions tests and
-notebooks call directly.
+machinery lives in the rest of `agebench.sweeps`; this module is the command and the functions tests
+and notebooks call directly (`load_spec`, `run_action`, `check`, `multirun_command`).
 """
 
 from __future__ import annotations
@@ -55,12 +55,13 @@ def sweep_command(cfg: DictConfig):
 
 def run_action(spec: SweepSpec, action: str, user_overrides: list[str], echo=print):
     from agebench.sweeps import driver, status
+    from agebench.sweeps.study import open_study
 
     if action == "run":
         try:
             return driver.run_worker(spec, user_overrides, echo=echo)
         except UserError as err:
-            if getattr(err, "exit_code", 2) != 130:  # an interrupt is no error to report
+            if not getattr(err, "interrupted", False):  # an interrupt is no error to report
                 from agebench.sweeps import worker_errors
 
                 worker_errors.record(spec, str(err))  # action=status shows it (agebench/sweeps/worker_errors.py)
@@ -74,7 +75,7 @@ def run_action(spec: SweepSpec, action: str, user_overrides: list[str], echo=pri
     if action == "command":
         echo(multirun_command(spec, user_overrides))
         return None
-    study, _ = driver.open_study(spec, create=False)
+    study, _ = open_study(spec, create=False)
     if action == "status":
         echo(status.status_text(study, spec))
         return None
@@ -108,27 +109,28 @@ def check(spec: SweepSpec, user_overrides: list[str]) -> list[str]:
     tasks_seen: set[str] = set()
     for values in points:
         overrides = spec.trial_overrides(user_overrides, values, None)
+        swept = " ".join(spec.space.overrides(values))
+        where = swept or "the base config"
         try:
             cfg = compose_checked(overrides)
         except UserError as err:
-            raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values))} does not compose: {err}") from None
+            raise UserError(f"sweep {spec.name}: {swept} does not compose: {err}") from None
         if cfg.get("variants"):
             raise UserError(f"sweep {spec.name}: the trial config declares `variants`; sweep over their overrides instead")
         problems = validate_train_config(cfg)
         if problems:
-            raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values)) or 'the base config'}: "
-                            + "; ".join(problems))
+            raise UserError(f"sweep {spec.name}: {where}: " + "; ".join(problems))
         names = [str(n) for n in cfg.tasks.names]
         try:
             build_tasks(cfg.tasks, race_classes=None)  # bins, heads and losses parse
         except UserError as err:
-            raise UserError(f"sweep {spec.name}: {' '.join(spec.space.overrides(values)) or 'the base config'}: {err}") from None
+            raise UserError(f"sweep {spec.name}: {where}: {err}") from None
         tasks_seen.update(names)
         for objective in spec.objectives:
             task = objective.metric.split("/", 1)[0]
             if "/" in objective.metric and task not in names:
                 raise UserError(f"sweep {spec.name}: objective {objective.metric} needs the {task} task, but "
-                                f"{' '.join(spec.space.overrides(values)) or 'the base config'} trains {names}")
+                                f"{where} trains {names}")
     size = f"{spec.space.grid_size()} grid points" if spec.is_grid else f"{spec.n_trials} trials"
     return [f"sweep {spec.name}: ok — {len(spec.space.params)} swept parameter(s) "
             f"({', '.join(p.key + '=' + p.spelling for p in spec.space.params) or 'none'}), "
