@@ -4,7 +4,9 @@
         'data.sources=[{name: imdb_wiki, root: /data/imdb_crop}, {name: utkface, root: /data/UTKFace}]'
 
 Each entry names a dataset (its default options come from data.source_defaults.<name>, which
-conf/data/multisource.yaml composes from conf/data/<name>.yaml; the entry overrides them, `root` included) and may set `tag` (default: its name) to tell two copies of one dataset apart.
+conf/data/multisource.yaml composes from conf/data/<name>.yaml: the data layer never reads conf/ itself;
+the entry overrides them, `root` included) and may set `tag` (default: its name) to tell two copies of
+one dataset apart.
 The records of all sources are concatenated with:
 
 * `source` = the tag, `subject` = "<tag>:<subject>" (ids of different datasets never collide),
