@@ -273,7 +273,8 @@ def test_age_cue_wrinkles_grow_with_age(studio):
     age, women = labels.age.values, labels.gender.values == 1
     adult = women & (age > 20)
     assert _rho(age[adult], energy[adult]) > 0.5
-    assert energy[women & (age > 60)].mean() > 1.5 * energy[women & (age > 18) & (age < 28)].mean()
+    # 1.4, not 1.5, since renderer 3: lipstick on 80 % of women lifts the young faces' line energy too
+    assert energy[women & (age > 60)].mean() > 1.4 * energy[women & (age > 18) & (age < 28)].mean()
 
 
 def test_age_cue_hair_greys_with_age(studio):
