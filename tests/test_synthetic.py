@@ -15,8 +15,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from agebench.data import render
-from agebench.data.render import draw
-from agebench.data.render import RACE_NAMES, SyntheticSpec, generate, generate_labels
+from agebench.data.render import RACE_NAMES, SyntheticSpec, draw, generate, generate_labels
 
 SIZE = 64  # cue tests need enough pixels for wrinkles and eyes
 

@@ -9,8 +9,17 @@ import pandas as pd
 
 from agebench.data.render.draw import MAX_BLUR_PX_AT_64
 from agebench.data.render.spec import Params, SyntheticSpec
-from agebench.data.render.streams import (IMAGE_DRAWS, IMAGE_STREAM, LABEL_DRAWS, LABEL_STREAM, SUBJECT_DRAWS,
-                                          SUBJECT_STREAM, Draws, image_keys, stream_uniforms)
+from agebench.data.render.streams import (
+    IMAGE_DRAWS,
+    IMAGE_STREAM,
+    LABEL_DRAWS,
+    LABEL_STREAM,
+    SUBJECT_DRAWS,
+    SUBJECT_STREAM,
+    Draws,
+    image_keys,
+    stream_uniforms,
+)
 
 __all__ = ["draw_images", "draw_subjects", "stored_labels"]
 
