@@ -241,13 +241,13 @@ def load_size_for(image_size: int) -> int:
 def synthetic_images(n_images: int, size: int, seed: int = 0):
     """(uint8 (N, size, size, 3) read-only memmap from agebench's decode-once cache, record table).
 
-    Faces are rendered by agebench.data.synthetic at ≤128 px and resized bilinearly to `size`, so a
+    Faces are rendered by agebench.data.render at ≤128 px and resized bilinearly to `size`, so a
     few hundred 256-px images take seconds on first use and nothing afterwards (content does not
     change a throughput figure; JPEG decoding of the upscaled images is, if anything, a little
     cheaper than of camera images)."""
     from agebench.data.cache import cached_array
     from agebench.data.records import normalise
-    from agebench.data.synthetic import SyntheticSpec, generate
+    from agebench.data.render import RENDERER_VERSION, SyntheticSpec, generate
     from agebench.paths import cache_dir
 
     per_subject = 4
@@ -259,7 +259,7 @@ def synthetic_images(n_images: int, size: int, seed: int = 0):
         return _resize(generate(spec)[0][:n_images], int(size))
 
     images, _ = cached_array(cache_dir(), {"dataset": "benchmark-synthetic", "spec": repr(spec), "n": int(n_images),
-                                           "size": int(size)}, build, prefix="benchmark")
+                                           "size": int(size), "renderer": RENDERER_VERSION}, build, prefix="benchmark")
     records = normalise(_labels_only(spec).iloc[:n_images].reset_index(drop=True), "synthetic")
     return images, records
 
@@ -267,7 +267,7 @@ def synthetic_images(n_images: int, size: int, seed: int = 0):
 def _labels_only(spec):
     from dataclasses import replace
 
-    from agebench.data.synthetic import generate
+    from agebench.data.render import generate
 
     # labels do not depend on the image size (independent random streams): render tiny images
     return generate(replace(spec, image_size=8))[1]

@@ -65,7 +65,7 @@ def test_one_line_per_finished_trial_with_best_so_far(capsys):
 
 
 def test_rendering_prints_counted_start_and_end_lines(capsys):
-    from agebench.data.synthetic import SyntheticSpec, generate
+    from agebench.data.render import SyntheticSpec, generate
 
     generate(SyntheticSpec(n_subjects=2, images_per_subject=3, image_size=16))
     out = capsys.readouterr().out

@@ -13,7 +13,7 @@ def test_quickstart_learns_age_and_gender(cli, tmp_path):
     assert "age_gender" in result.stdout and "±" in result.stdout  # the closing mean ± std table
     (age,) = read_records(tmp_path / "age" / "results.jsonl")
     (both,) = read_records(tmp_path / "age_gender" / "results.jsonl")
-    chance = 1 / 8  # adience8 bins; at gender_specific_aging=1 adult age shows only in the gender cues (~33 % top-1)
+    chance = 1 / 8  # adience8 bins; at gender_specific_aging=1 adult cues need the gender to be read (~45 % top-1)
     assert age["metrics"]["age/top1"] > 2 * chance
     assert both["metrics"]["age/top1"] > 2 * chance
     assert both["metrics"]["gender/acc"] > 0.7

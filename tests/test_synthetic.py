@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from agebench.data import synthetic
-from agebench.data.synthetic import RACE_NAMES, SyntheticSpec, generate, generate_labels
+from agebench.data import render
+from agebench.data.render import RACE_NAMES, SyntheticSpec, draw, generate, generate_labels
 
 SIZE = 64  # cue tests need enough pixels for wrinkles and eyes
 
@@ -62,7 +62,7 @@ def _region(images: np.ndarray, x0: float, x1: float, y0: float, y1: float) -> n
     def to_pixel(v: float) -> int:
         return int(round((v + 1) / 2 * size))
 
-    rows = slice(to_pixel(y0 + synthetic._FACE_CENTRE_Y), to_pixel(y1 + synthetic._FACE_CENTRE_Y))
+    rows = slice(to_pixel(y0 + draw.FACE_CENTRE_Y), to_pixel(y1 + draw.FACE_CENTRE_Y))
     return images[:, rows, to_pixel(x0) : to_pixel(x1)].astype(float) / 255
 
 
@@ -168,11 +168,11 @@ def test_different_seed_differs(small):
 
 
 def test_output_does_not_depend_on_batching_or_subject_count(small):
-    images, labels = synthetic._generate(_spec(), batch_size=5)
+    images, labels = render._generate(_spec(), batch_size=5)
     assert np.array_equal(images, small[0])
     pd.testing.assert_frame_equal(labels, small[1])
     # nor on how many threads render the batches
-    threaded, threaded_labels = synthetic._generate(_spec(), batch_size=5, workers=3)
+    threaded, threaded_labels = render._generate(_spec(), batch_size=5, workers=3)
     assert np.array_equal(threaded, small[0])
     pd.testing.assert_frame_equal(threaded_labels, small[1])
     # subject i renders the same whatever the total number of subjects
@@ -272,7 +272,8 @@ def test_age_cue_wrinkles_grow_with_age(studio):
     age, women = labels.age.values, labels.gender.values == 1
     adult = women & (age > 20)
     assert _rho(age[adult], energy[adult]) > 0.5
-    assert energy[women & (age > 60)].mean() > 1.5 * energy[women & (age > 18) & (age < 28)].mean()
+    # 1.4, not 1.5, since renderer 3: lipstick on 80 % of women lifts the young faces' line energy too
+    assert energy[women & (age > 60)].mean() > 1.4 * energy[women & (age > 18) & (age < 28)].mean()
 
 
 def test_age_cue_hair_greys_with_age(studio):
@@ -283,29 +284,22 @@ def test_age_cue_hair_greys_with_age(studio):
     assert grey[(age > 18) & (age < 32)].mean() < 0.05
 
 
-def test_gender_specific_aging_moves_adult_age_into_the_gender_cues(studio, studio_gendered):
-    """Coupling g: at 0 the gender-neutral wrinkles carry adult age; at 1 they are gone and the gender cues
-    carry it instead: young men lose their beards (old men keep theirs) and women's long hair shortens
-    with age. Both renders share seed and subjects, so their difference is the coupling alone."""
+def test_gender_specific_aging_makes_the_adult_cues_read_backwards_for_women(studio, studio_gendered):
+    """Coupling g: at 0 the adult cues (here the wrinkles) grow with age for everyone; at 1 they still grow
+    with age for men but shrink with age for women, so the same wrinkles mean a young woman or an old man,
+    and over all adults they say nothing about age without the gender. Both renders share seed and
+    subjects, so their difference is the coupling alone."""
     (plain, labels), (gendered, _) = studio, studio_gendered
     age, gender = labels.age.values, labels.gender.values
-    adults = age > 22
-    assert _rho(age[adults], _wrinkle_energy(plain)[adults]) > 0.5
-    assert abs(_rho(age[adults], _wrinkle_energy(gendered)[adults])) < 0.3
-
-    def chin(images):
-        return _region(images, -0.2, 0.2, 0.38, 0.5).mean(axis=(1, 2, 3))
-
-    lighter = chin(gendered) - chin(plain)  # > 0 where a beard went away
-    young_men, old_men = (gender == 0) & (age > 20) & (age < 35), (gender == 0) & (age > 60)
-    assert lighter[young_men].mean() > 0.04 and lighter[old_men].mean() < 0.01
-
-    def beside_neck(images):  # where long hair falls beside the neck, above the shoulders
-        return np.concatenate([_region(images, -0.56, -0.47, 0.45, 0.65), _region(images, 0.47, 0.56, 0.45, 0.65)], axis=2)
-
-    hair_lost = np.abs(beside_neck(gendered) - beside_neck(plain)).sum(-1).mean(axis=(1, 2))
-    young_women, old_women = (gender == 1) & (age > 20) & (age < 35), (gender == 1) & (age > 55)
-    assert hair_lost[old_women].mean() > 3 * hair_lost[young_women].mean() + 0.05
+    men, women = (age > 22) & (gender == 0), (age > 22) & (gender == 1)
+    for group in (men, women):
+        assert _rho(age[group], _wrinkle_energy(plain)[group]) > 0.5
+    energy = _wrinkle_energy(gendered)
+    assert _rho(age[men], energy[men]) > 0.5
+    assert _rho(age[women], energy[women]) < -0.5
+    assert abs(_rho(age[men | women], energy[men | women])) < 0.3
+    children = age < 12  # children's cues never depend on the coupling
+    assert np.abs(_wrinkle_energy(plain)[children] - energy[children]).max() < 1e-6
 
 
 def test_renderer_version_is_part_of_the_image_cache_key(tmp_path, monkeypatch):
@@ -324,10 +318,10 @@ def test_renderer_version_is_part_of_the_image_cache_key(tmp_path, monkeypatch):
         return loading.load_dataset(cfg, tmp_path).images
 
     first = load().copy()
-    renders, real = [], synthetic.generate
-    monkeypatch.setattr(synthetic, "generate", lambda *a, **k: renders.append(1) or real(*a, **k))
+    renders, real = [], render.generate
+    monkeypatch.setattr(render, "generate", lambda *a, **k: renders.append(1) or real(*a, **k))
     assert np.array_equal(load(), first) and renders == []
-    monkeypatch.setattr(synthetic, "RENDERER_VERSION", synthetic.RENDERER_VERSION + 1)
+    monkeypatch.setattr(render, "RENDERER_VERSION", render.RENDERER_VERSION + 1)
     load()
     assert renders == [1]
 

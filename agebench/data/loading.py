@@ -75,7 +75,7 @@ def _load_synthetic(source, data_cfg, cache_dir) -> LoadedDataset:
 
     parsed = source.parse(data_cfg)
     spec = synthetic_spec(data_cfg)
-    from agebench.data.synthetic import RENDERER_VERSION
+    from agebench.data.render import RENDERER_VERSION
 
     # the renderer's version joins the key: a redesigned renderer never serves faces cached by an older one
     images, _ = cached_array(cache_dir, {"dataset": "synthetic", "spec": repr(spec), "renderer": RENDERER_VERSION},

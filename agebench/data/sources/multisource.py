@@ -3,8 +3,10 @@
     agebench train data=multisource \\
         'data.sources=[{name: imdb_wiki, root: /data/imdb_crop}, {name: utkface, root: /data/UTKFace}]'
 
-Each entry names a dataset (conf/data/<name>.yaml supplies its default options; the entry overrides
-them, `root` included) and may set `tag` (default: its name) to tell two copies of one dataset apart.
+Each entry names a dataset (its default options come from data.source_defaults.<name>, which
+conf/data/multisource.yaml composes from conf/data/<name>.yaml: the data layer never reads conf/ itself;
+the entry overrides them, `root` included) and may set `tag` (default: its name) to tell two copies of
+one dataset apart.
 The records of all sources are concatenated with:
 
 * `source` = the tag, `subject` = "<tag>:<subject>" (ids of different datasets never collide),
@@ -31,18 +33,17 @@ from agebench.errors import UserError
 USAGE = "data.sources=[{name: imdb_wiki, root: <dir>}, {name: utkface, root: <dir>}]"
 
 
-def _default_options(name: str) -> dict:
-    from omegaconf import OmegaConf
+def _default_options(data_cfg, name: str) -> dict:
+    """The options of dataset `name` that the config layer composed into data.source_defaults.<name>
+    (conf/data/multisource.yaml's defaults list); {} when the caller passed none (the entry then brings
+    its own options and each source falls back to its built-in defaults)."""
+    from omegaconf import DictConfig, OmegaConf
 
-    from agebench.paths import conf_dir
-
-    try:
-        path = conf_dir() / "data" / f"{name}.yaml"
-    except UserError:
+    defaults = opt(data_cfg, "source_defaults", None) or {}
+    options = defaults.get(name) if hasattr(defaults, "get") else None
+    if options is None:
         return {}
-    if not path.is_file():
-        return {}
-    options = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    options = OmegaConf.to_container(options, resolve=False) if isinstance(options, DictConfig) else dict(options)
     # sizes and loader settings belong to the multi-source config, not to its parts
     for key in ("image_size", "load_size", "batch_size", "num_workers", "defaults"):
         options.pop(key, None)
@@ -67,7 +68,7 @@ def source_configs(data_cfg) -> list[tuple[str, DatasetSource, object]]:
         if tag in tags:
             raise UserError(f"data.sources lists {tag!r} twice; give the copies distinct tags ({{name: {name}, tag: {name}_b, root: ...}})")
         tags.add(tag)
-        cfg = OmegaConf.create({**_default_options(str(name)), **entry})
+        cfg = OmegaConf.create({**_default_options(data_cfg, str(name)), **entry})
         out.append((tag, source, cfg))
     return out
 
