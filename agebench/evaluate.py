@@ -35,183 +35,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from agebench.errors import UserError
-from agebench.results import RESULTS_FILE, append_record, atomic_write_text, read_records
+from agebench.eval_targets import evaluation_tasks, same_data, target_data_config
+from agebench.results import append_record, atomic_write_text
+from agebench.trained_runs import TrainedFold, load_weights, locate_checkpoints, run_config
 
 log = logging.getLogger("agebench.eval")
 
 EVALS_FILE = "evals.jsonl"
 SPLITS = ("auto", "test", "val", "train", "all")
-
-
-# ---------------------------------------------------------------------------------------------------
-# which checkpoints
-
-
-@dataclass
-class TrainedFold:
-    """One trained model of a run: its fold's run record and best checkpoint."""
-
-    run_dir: Path
-    record: dict
-    checkpoint: Path
-
-    @property
-    def fold(self) -> int:
-        return int(self.record["fold"])
-
-
-def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
-    """(run dir, trained folds) for `ckpt=`: a checkpoint file, a fold dir or a run dir."""
-    path = Path(str(ckpt)).expanduser()
-    if not path.exists():
-        raise UserError(f"ckpt={ckpt} does not exist; point it at a run dir (with {RESULTS_FILE}), "
-                        f"a fold_<k>/ dir or a fold's checkpoints/best.ckpt")
-    if path.is_file():
-        fold_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        run_dir, wanted_fold, wanted_file = fold_dir.parent, _fold_of(fold_dir), path.resolve()
-    elif (path / RESULTS_FILE).exists():
-        run_dir, wanted_fold, wanted_file = path, None, None
-    elif path.name.startswith("fold_") and (path.parent / RESULTS_FILE).exists():
-        run_dir, wanted_fold, wanted_file = path.parent, _fold_of(path), None
-    else:
-        inner = sorted(str(p.parent) for p in path.glob(f"*/{RESULTS_FILE}"))
-        hint = f" (it holds runs: {', '.join(inner[:4])})" if inner else ""
-        raise UserError(f"ckpt={ckpt} is neither a checkpoint file nor a run dir with {RESULTS_FILE}{hint}; "
-                        f"point ckpt= at one run")
-    records = [r for r in read_records(run_dir / RESULTS_FILE) if r.get("status") == "ok" and r.get("kind") != "eval"]
-    if wanted_fold is not None:
-        records = [r for r in records if int(r["fold"]) == wanted_fold]
-    if folds is not None:
-        records = [r for r in records if int(r["fold"]) in {int(f) for f in folds}]
-    if not records:
-        raise UserError(f"{run_dir / RESULTS_FILE} holds no finished fold"
-                        + (f" {wanted_fold}" if wanted_fold is not None else "")
-                        + (f" among eval.folds={list(folds)}" if folds is not None else "")
-                        + "; evaluate a run whose folds finished (status ok)")
-    found = []
-    for record in sorted(records, key=lambda r: int(r["fold"])):
-        file = wanted_file or (run_dir / str(record.get("checkpoint") or f"fold_{record['fold']}/checkpoints/best.ckpt"))
-        if not Path(file).exists():
-            raise UserError(f"fold {record['fold']}'s checkpoint {file} is missing; rerun `agebench train` with "
-                            f"output_dir={run_dir} to recreate it, or evaluate another fold (eval.folds=...)")
-        found.append(TrainedFold(run_dir, record, Path(file)))
-    return run_dir, found
-
-
-def _fold_of(fold_dir: Path) -> int:
-    try:
-        return int(fold_dir.name.split("_", 1)[1])
-    except (IndexError, ValueError):
-        raise UserError(f"{fold_dir} is not a fold dir (fold_<k>/) of an agebench run; point ckpt= at "
-                        f"<run>/fold_<k>/checkpoints/best.ckpt or at the run dir") from None
-
-
-def run_config(run_dir: Path, record: dict) -> DictConfig:
-    """The run's own resolved config: `<run>/config.yaml`, else the copy inside its run record."""
-    saved = run_dir / "config.yaml"
-    cfg = OmegaConf.load(saved) if saved.exists() else OmegaConf.create(record.get("config") or {})
-    if "model" not in cfg or "tasks" not in cfg or "data" not in cfg:
-        raise UserError(f"{run_dir} has no usable config.yaml (and its run record no config); it was not "
-                        f"written by `agebench train`")
-    return cfg
-
-
-def load_weights(module, checkpoint: Path) -> None:
-    """The checkpoint's weights into the LightningModule (`weights_only=True`: tensors only)."""
-    import torch
-
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                        f"it is not an agebench best.ckpt/last.ckpt") from None
-    weights = state.get("state_dict", state)
-    # a compiled model (trainer.compile) saves its weights under `model._orig_mod.`
-    weights = {k.replace("model._orig_mod.", "model.", 1): v for k, v in weights.items()}
-    missing, unexpected = module.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise UserError(f"checkpoint {checkpoint} does not fit the model its run config builds "
-                        f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was config.yaml edited?")
-
-
-# ---------------------------------------------------------------------------------------------------
-# the target dataset
-
-
-def target_data_config(run_cfg: DictConfig, data_cfg: DictConfig | None, data_overrides: list[str]) -> DictConfig:
-    """The data config to test on, at the run's image sizes.
-
-    No `data=` given, or the run's own dataset: the run's data config with the user's `data.*`
-    overrides on top (a moved data.root, say). Another dataset: its composed config, decoded at the
-    run's input size and load size so the network sees images prepared as in training."""
-    run_data = run_cfg.data
-    if data_cfg is None or str(data_cfg.name) == str(run_data.name):
-        merged = OmegaConf.merge(run_data, OmegaConf.from_dotlist([o.split(".", 1)[1] for o in data_overrides]))
-        return merged
-    target = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=False))
-    OmegaConf.set_struct(target, False)
-    target.image_size = int(run_data.image_size)
-    target.load_size = int(run_data.load_size) if run_data.get("load_size") else None
-    return OmegaConf.create(OmegaConf.to_container(target, resolve=True))
-
-
-def _same_data(a: DictConfig, b: DictConfig) -> bool:
-    plain = lambda c: json.dumps(OmegaConf.to_container(c, resolve=True), sort_keys=True, default=str)  # noqa: E731
-    return plain(a) == plain(b)
-
-
-@dataclass
-class AgeMapping:
-    """Model age classes → the target's age groups: probability of group j = Σ p_i over model bins i
-    whose centre falls in group j."""
-
-    model_bins: object
-    target_bins: object
-    assign: np.ndarray   # target group per model bin
-
-    @classmethod
-    def between(cls, model_bins, target_bins, dataset: str) -> AgeMapping:
-        assign = target_bins.assign(model_bins.centres)
-        empty = [target_bins.labels[j] for j in range(target_bins.num_bins) if not (assign == j).any()]
-        if empty:
-            raise UserError(f"the model's age bins ({model_bins.name}) cannot be mapped onto data={dataset}'s age "
-                            f"groups ({target_bins.name}): no model bin falls in group(s) {', '.join(empty)}; "
-                            f"evaluate a model trained with tasks.age.bins={target_bins.name}, or on a dataset "
-                            f"with exact ages")
-        return cls(model_bins, target_bins, assign)
-
-    def __call__(self, output):
-        """Raw model output (N, model bins) → log-probabilities over the target's groups."""
-        import torch
-
-        probs = output.float().softmax(-1)
-        index = torch.as_tensor(self.assign, dtype=torch.long).expand_as(probs)
-        grouped = torch.zeros(len(probs), self.target_bins.num_bins).scatter_add_(1, index, probs)
-        return grouped.clamp_min(1e-8).log()
-
-
-def evaluation_tasks(tasks, dataset, target_name: str):
-    """(tasks to score on the target, AgeMapping or None); one clear error when the target cannot
-    score the model's tasks."""
-    from agebench.tasks import AgeClassification, missing_tasks
-
-    missing = missing_tasks(tasks, dataset.records)
-    if missing:
-        raise UserError(f"data={target_name} has no {' or '.join(missing)} labels, but the model predicts "
-                        f"{'+'.join(t.name for t in tasks)}; evaluate on a dataset that carries them")
-    out, mapping = [], None
-    for task in tasks:
-        if task.name == "race" and dataset.race_names and task.num_outputs not in (1, len(dataset.race_names)):
-            raise UserError(f"the model predicts {task.num_outputs} race classes, data={target_name} has "
-                            f"{len(dataset.race_names)} ({', '.join(dataset.race_names)}); race cannot be compared")
-        native = dataset.native_age_bins
-        groups_only = task.name == "age" and native is not None and dataset.records["age"].isna().all()
-        if groups_only and isinstance(task, AgeClassification) and task.bins.intervals != native.intervals:
-            mapping = AgeMapping.between(task.bins, native, target_name)
-            out.append(AgeClassification("age", native.num_bins, bins=native))
-        else:
-            out.append(task)
-    return out, mapping
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -238,7 +69,7 @@ def evaluate(ckpt: str, data_cfg: DictConfig | None = None, data_overrides: list
     out = Path(options.out) if options.out else run_dir
     run_cfg = run_config(run_dir, trained[0].record)
     target_cfg = target_data_config(run_cfg, data_cfg, list(data_overrides or []))
-    own_data = _same_data(target_cfg, run_cfg.data)
+    own_data = same_data(target_cfg, run_cfg.data)
     split = options.split if options.split != "auto" else ("test" if own_data else "all")
     records = []
     for fold in trained:

@@ -35,8 +35,8 @@ TRACE_BATCH = 2
 def rebuild(ckpt: str):
     """(model in eval mode, run config, trained fold) of `ckpt=`: the first finished fold it names."""
     from agebench.builders import build_trained_model
-    from agebench.evaluate import locate_checkpoints, run_config
     from agebench.tasks import build_tasks
+    from agebench.trained_runs import locate_checkpoints, run_config
 
     run_dir, folds = locate_checkpoints(ckpt)
     fold = folds[0]

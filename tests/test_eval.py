@@ -13,7 +13,8 @@ from fakes.utkface import make_utkface
 
 from agebench.config import compose_config
 from agebench.errors import UserError
-from agebench.evaluate import EVALS_FILE, AgeMapping, evaluate
+from agebench.eval_targets import AgeMapping
+from agebench.evaluate import EVALS_FILE, evaluate
 from agebench.results import RESULTS_FILE, read_records
 
 

@@ -7,8 +7,8 @@ from omegaconf import OmegaConf
 
 from agebench.data.protocols import check_leakage, make_folds
 from agebench.data.records import normalise
-from agebench.data.sources.synthetic import synthetic_spec
 from agebench.data.render import generate
+from agebench.data.sources.synthetic import synthetic_spec
 from agebench.errors import LeakageError, UserError
 
 
