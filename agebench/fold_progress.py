@@ -53,7 +53,7 @@ class FoldProgress(pl.Callback):
         self.images = 0
         if self.live and trainer.is_global_zero:
             total = trainer.num_training_batches
-            self._bar = progress._rich_bar(f"{self.label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+            self._bar = progress.rich_bar(f"{self.label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
                                            None if math.isinf(total) else int(total), transient=True)
             self._bar[0].start()
 

@@ -176,7 +176,7 @@ def counted_work(total: int, doing: str, done: str, unit: str = "images"):
     """`with counted_work(n, "decoding", "decoded") as advance: ... advance(k)`."""
     total = int(total)
     start = time.perf_counter()
-    bar = _rich_bar(f"{doing} {unit}", total) if (sys.stdout.isatty() and is_writer() and total) else None
+    bar = rich_bar(f"{doing} {unit}", total) if (sys.stdout.isatty() and is_writer() and total) else None
     if bar is None:
         say(f"{doing} {total:,} {unit}…")
         yield lambda k=1: None
@@ -189,7 +189,7 @@ def counted_work(total: int, doing: str, done: str, unit: str = "images"):
     say(f"{done} {total:,} {unit} in {seconds:.1f} s{rate}")
 
 
-def _rich_bar(description: str, total: int | None, transient: bool = False):
+def rich_bar(description: str, total: int | None, transient: bool = False):
     from rich import progress as rp
 
     progress = rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),

@@ -102,7 +102,7 @@ def decode_one(path, size: int, crop=None) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def _try_decode(path, size, crop) -> tuple[int, np.ndarray | None]:
+def try_decode(path, size, crop) -> tuple[int, np.ndarray | None]:
     if not os.path.isfile(path):
         return MISSING, None
     try:
@@ -126,7 +126,7 @@ def files_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _workers(n_items: int) -> int:
+def decode_workers(n_items: int) -> int:
     configured = os.environ.get("AGEBENCH_DECODE_WORKERS")
     workers = int(configured) if configured else min(16, (os.cpu_count() or 1) * 2)
     return max(1, min(workers, n_items))
@@ -153,7 +153,7 @@ class _Decoder:
         status = np.zeros(n, dtype=np.int8)
 
         def work(i):
-            code, image = _try_decode(self.paths[i], s, self.crop)
+            code, image = try_decode(self.paths[i], s, self.crop)
             status[i] = code
             if image is not None:
                 array[i] = image
@@ -162,7 +162,7 @@ class _Decoder:
             from agebench.progress import counted_work  # a bar on a terminal, start/end lines else
 
             with counted_work(n, "decoding", "decoded", f"images into the cache ({s}×{s})") as advance, \
-                    ThreadPoolExecutor(max_workers=_workers(n)) as pool:
+                    ThreadPoolExecutor(max_workers=decode_workers(n)) as pool:
                 for _ in pool.map(work, range(n), chunksize=64):
                     advance()
         kept = np.flatnonzero(status == OK)

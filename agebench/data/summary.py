@@ -87,18 +87,18 @@ def _image_problems(paths) -> list[str]:
     would skip. Each file is decoded at a tiny size (JPEG decoders then read a fraction of the data)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from agebench.data.decode import OK, _try_decode, _workers
+    from agebench.data.decode import OK, decode_workers, try_decode
 
     def problem(path) -> str:
         if not os.path.isfile(path):
             return "missing"
         if os.path.getsize(path) == 0:
             return "empty"
-        return "" if _try_decode(path, 8, None)[0] == OK else "corrupt"
+        return "" if try_decode(path, 8, None)[0] == OK else "corrupt"
 
     if not paths:
         return []
-    with ThreadPoolExecutor(max_workers=_workers(len(paths))) as pool:
+    with ThreadPoolExecutor(max_workers=decode_workers(len(paths))) as pool:
         return list(pool.map(problem, paths, chunksize=64))
 
 

@@ -98,9 +98,9 @@ def bias_vs_age(groups: list[Group], labels: dict, max_lines: int = 8) -> Plot |
             series.append((labels.get(id(g)) or "run", decades, stats))
     if not series:
         return None
-    from agebench.report.plots import _plt, _png
+    from agebench.report.figures import png_bytes, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     every = sorted({d for _, ds, _ in series for d in ds}, key=bucket_sort_key)
     x_of = {d: i for i, d in enumerate(every)}
@@ -114,4 +114,4 @@ def bias_vs_age(groups: list[Group], labels: dict, max_lines: int = 8) -> Plot |
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Age bias per decade (mean over folds ± std)")
-    return Plot(name="bias_vs_age", title="Age bias vs age (signed error per decade)", png=_png(fig))
+    return Plot(name="bias_vs_age", title="Age bias vs age (signed error per decade)", png=png_bytes(fig))

@@ -18,10 +18,6 @@ from agebench.report.figures import png_bytes, pyplot
 from agebench.report.groups import Group
 from agebench.report.tables import Plot
 
-# the old private names, still imported by agebench/report/breakdown.py
-_plt = pyplot
-_png = png_bytes
-
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()[:60] or "plot"
