@@ -13,8 +13,8 @@ recipes) and, per metric, the expected fold mean and a tolerance:
 The tolerance is max(`tolerance` (absolute), `k` × std), std being the baseline's measured fold std
 (`std`), or the current runs' fold std when the baseline has none. A metric regresses when its current
 fold mean falls below expected − tolerance (above expected + tolerance for lower-is-better metrics
-such as MAE; `direction: higher|lower` overrides). A configuration with no runs, a missing metric or
-too few finished folds fails too. Any failure raises RegressionError → exit code 1, after the table.
+such as MAE; agebench/metrics.py declares each direction, and a baseline's `direction:` may only
+restate it). A configuration with no runs, a missing metric or too few finished folds fails too. Any failure raises RegressionError → exit code 1, after the table.
 
 `update=true` measures `runs=` and writes `expected`/`std` (and where they came from) into the
 baseline instead of checking it — the honest way to fill or refresh one.
@@ -176,11 +176,15 @@ def evaluate(data: Mapping, frame, path="baseline") -> list[Check]:
             if expected is None:
                 raise UserError(f"{path}: {conf['name']!r} / {metric} has no expected value; measure it with "
                                 f"`agebench regress baseline={path} runs=<dir> update=true`")
-            direction = spec.get("direction")
             declared = registry.direction(metric)
-            higher = (direction == "higher") if direction else declared == registry.HIGHER
+            # the registry is the one place a metric's direction is declared: a baseline may restate
+            # it (older baselines do) but not contradict it
+            if spec.get("direction") and registry.spec(metric) and spec["direction"] != declared:
+                raise UserError(f"{path}: {conf['name']!r} / {metric}: direction {spec['direction']} contradicts "
+                                f"agebench/metrics.py ({metric} is {declared}-is-better); drop `direction:`")
+            higher = (spec.get("direction") or declared) == registry.HIGHER
             check = Check(config=str(conf["name"]), metric=str(metric), expected=expected, tolerance=None, higher=higher,
-                          two_sided=not direction and declared == registry.ZERO)
+                          two_sided=declared == registry.ZERO)
             stat = group.metrics.get(metric) if group else None
             if group is None:
                 check.status, check.reason = "MISSING", "no run records match `where`"

@@ -176,3 +176,13 @@ def test_bad_baselines(tmp_path):
     with pytest.raises(UserError, match="direction"):
         _baseline(expected=0.5, tolerance=0.1, direction="up")
     assert issubclass(RegressionError, UserError) and RegressionError.exit_code == 1
+
+
+
+def test_a_baseline_cannot_contradict_the_metric_registry(tmp_path):
+    """age/mae is lower-is-better in agebench/metrics.py: a baseline may restate that, not contradict it."""
+    frame = _frame(tmp_path, [5.0, 5.2, 5.4], metric="age/mae")
+    (c,) = evaluate(_baseline("age/mae", expected=5.3, tolerance=0.1, direction="lower"), frame)
+    assert c.ok and not c.higher
+    with pytest.raises(UserError, match=r"contradicts agebench/metrics.py .*lower-is-better.*drop `direction:`"):
+        evaluate(_baseline("age/mae", expected=5.3, tolerance=0.1, direction="higher"), frame)
