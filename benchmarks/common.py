@@ -76,17 +76,14 @@ def start(args, title: str, lightning: bool = False) -> tuple[torch.device, int,
 
 
 def quiet_lightning() -> None:
-    """Lightning's banners and tips off, as `agebench train` has them."""
-    import logging
+    """Lightning's banners and tips off, as `agebench train` has them (plus the weights_only notice that
+    the benchmarks' own checkpoint reloads would print)."""
     import warnings
 
-    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO; lower them after)
+    from agebench.runtime import quiet_lightning as quiet
 
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for message in (".*does not have many workers.*", ".*overridden `on_after_batch_transfer`.*", ".*LeafSpec.*",
-                    ".*weights_only.*", ".*smaller than the logging interval.*"):
-        warnings.filterwarnings("ignore", message=message)
+    quiet()
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
 
 
 def sync(device: torch.device) -> None:
@@ -234,8 +231,10 @@ def build_model(cfg, tasks, image_size: int) -> torch.nn.Module:
 
 
 def load_size_for(image_size: int) -> int:
-    """Cached image size for a network input: 256/227 of it (seed 000's 256 → 227 crops)."""
-    return int(round(int(image_size) * 256 / 227))
+    """Cached image size for a network input, by agebench's own rule (256/227 of it: seed 000's crops)."""
+    from agebench.data.loading import load_size
+
+    return load_size({"image_size": int(image_size), "load_size": None})
 
 
 def synthetic_images(n_images: int, size: int, seed: int = 0):

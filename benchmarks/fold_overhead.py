@@ -73,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agebench-bench-") as tmp:
         for rep in range(1 + reps):  # rep 0 = warm-up pair
             plain.append(plain_fold(cfg, tasks, images, targets, fold, size, batch, epochs, device))
-            agebench.append(agebench_fold(cfg, tasks, images, targets, rows, fold, Path(tmp) / f"rep{rep}"))
+            agebench.append(agebench_fold(cfg, tasks, images, records, targets, rows, fold, Path(tmp) / f"rep{rep}"))
             print(f"   rep {rep}{' (warm-up)' if rep == 0 else ''}: plain {plain[-1]['total']:.2f} s · "
                   f"agebench {agebench[-1]['total']:.2f} s")
     agebench, plain = agebench[1:], plain[1:]
@@ -134,13 +134,15 @@ def _fold(n_train: int, n_eval: int):
 # ------------------------------------------------------------------------------------------------
 # agebench: the real fit_fold, with a timing callback slipped into its trainer
 # ------------------------------------------------------------------------------------------------
-def agebench_fold(cfg, tasks, images, targets, rows, fold, fold_dir: Path) -> dict:
+def agebench_fold(cfg, tasks, images, records, targets, rows, fold, fold_dir: Path) -> dict:
     from omegaconf import OmegaConf
 
+    from agebench.data.render import RACE_NAMES
     from agebench.fit import fit_fold
 
     timer = _PhaseTimer()
-    dataset = SimpleNamespace(images=images)  # fit_fold reads only the image array
+    # fit_fold reads the image array, the records (age label budget, per-group breakdown) and race names
+    dataset = SimpleNamespace(images=images, records=records, race_names=tuple(RACE_NAMES))
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     start = time.perf_counter()
     # extra_callbacks: fit_fold's hook for a callback of the caller's, here the phase timer
