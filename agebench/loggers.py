@@ -26,7 +26,7 @@ class LoggerContext:
 
 def make_logger(cfg, cfg_dict, record: dict, fold_dir: Path):
     """The Lightning logger of one fold, or False (`logger=none`)."""
-    from hydra.utils import get_method
+    from agebench.targets import locate
 
     lg = cfg.logger
     target = lg.get("_target_")
@@ -35,10 +35,7 @@ def make_logger(cfg, cfg_dict, record: dict, fold_dir: Path):
             return False
         raise UserError(f"logger {lg.get('name')!r} names no _target_; use wandb, csv, tensorboard or none "
                         f"(or give conf/logger/{lg.get('name')}.yaml a _target_)")
-    try:
-        factory = get_method(str(target))
-    except Exception as err:  # hydra raises ImportError / ValueError variants for a bad path
-        raise UserError(f"logger._target_={target!r} cannot be imported ({err}); check the class path") from None
+    factory = locate(str(target), "logger", "lightning.pytorch.loggers.CSVLogger")
     options = OmegaConf.to_container(lg.options, resolve=True) if lg.get("options") is not None else {}
     try:
         takes_context = "context" in inspect.signature(factory).parameters

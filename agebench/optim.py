@@ -15,6 +15,7 @@ import inspect
 from omegaconf import OmegaConf
 
 from agebench.errors import UserError
+from agebench.targets import locate
 
 
 def _spec(catalogue, key: str, where: str, name: str) -> dict | None:
@@ -29,10 +30,8 @@ def _spec(catalogue, key: str, where: str, name: str) -> dict | None:
 def _call(spec: dict, first, **context):
     """`spec`'s `_target_` called with `first` and the spec's other keys, plus those `context` keys
     the target accepts."""
-    from hydra.utils import get_method
-
     options = {k: v for k, v in spec.items() if not k.startswith("_")}
-    target = get_method(str(spec["_target_"]))
+    target = locate(str(spec["_target_"]), "an optim.optimizers/optim.schedulers entry", "torch.optim.NAdam")
     try:
         accepted = inspect.signature(target).parameters
     except (TypeError, ValueError):

@@ -50,6 +50,18 @@ def test_optimizers_and_schedulers_come_from_target_entries():
         build_optimizer(cfg.optim, params)
 
 
+def test_a_target_that_does_not_import_is_one_user_error():
+    from agebench.optim import build_optimizer, build_scheduler
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    cfg = compose_config(["+optim.optimizers.typo={_target_: torch.optim.NAdamm}", "optim.name=typo",
+                          "+optim.schedulers.nomod={_target_: no_such_module.sched}", "optim.scheduler=nomod"])
+    with pytest.raises(UserError, match=r"_target_ 'torch.optim.NAdamm' .* cannot be imported; give the full import path"):
+        build_optimizer(cfg.optim, params)
+    with pytest.raises(UserError, match=r"_target_ 'no_such_module.sched' .* cannot be imported"):
+        build_scheduler(cfg.optim, torch.optim.SGD(params, lr=0.1), max_epochs=3)
+
+
 def test_callbacks_group_instantiates_entries_and_names_a_bad_one():
     from agebench.callbacks import configured_callbacks
 
