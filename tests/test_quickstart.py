@@ -60,3 +60,20 @@ def test_readme_and_the_quickstart_config_quote_the_same_measured_time():
         return found[0]
 
     assert claim("README.md") == claim("conf/experiment/quickstart.yaml")
+
+
+def test_the_quickstart_is_the_coupling_studys_g1_seed0_point():
+    """README and baseline say the quickstart's folds are the coupling study's g = 1, data.seed 0 points
+    (sweeps/coupling.yaml): both configs set the same regime in two files, so a knob changed in one only
+    would silently break that claim."""
+    from pathlib import Path
+
+    import yaml
+
+    from agebench.config import compose_config
+
+    study = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "coupling.yaml").read_text())
+    point = compose_config([*study["base"], "data.gender_specific_aging=1.0", "data.seed=0", "tasks=age_gender"])
+    quickstart = compose_config(["experiment=quickstart", "tasks=age_gender"])
+    for group in ("data", "model", "protocol", "optim", "trainer", "early_stopping", "tasks", "loss"):
+        assert point[group] == quickstart[group], group
