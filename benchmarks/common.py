@@ -80,7 +80,7 @@ def quiet_lightning() -> None:
     the benchmarks' own checkpoint reloads would print)."""
     import warnings
 
-    from agebench.runtime import quiet_lightning as quiet
+    from agebench.runtime.process import quiet_lightning as quiet
 
     quiet()
     warnings.filterwarnings("ignore", message=".*weights_only.*")
@@ -95,8 +95,8 @@ def sync(device: torch.device) -> None:
 # provenance and results
 # ------------------------------------------------------------------------------------------------
 def provenance(device: torch.device, threads: int) -> dict:
-    from agebench.profile import describe_device
-    from agebench.provenance import git_sha, hardware, versions
+    from agebench.models.profile import describe_device
+    from agebench.results.provenance import git_sha, hardware, versions
 
     hw = hardware()
     return {
@@ -212,7 +212,7 @@ def model_overrides(name: str) -> list[str]:
 
 def compose(overrides: list[str]):
     """conf/train.yaml composed with `overrides`, the way `agebench train` would build it."""
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
 
     return compose_config(list(overrides))
 
@@ -225,7 +225,7 @@ def registered(name: str) -> bool:
 
 
 def build_model(cfg, tasks, image_size: int) -> torch.nn.Module:
-    from agebench.builders import build_model as build
+    from agebench.training.builders import build_model as build
 
     return build(cfg, tasks, image_size=image_size)
 
@@ -285,7 +285,8 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
 
 def task_setup(cfg, records):
     """(tasks, {task: float32 targets}) for the composed config's task set."""
-    from agebench.tasks import build_tasks, targets_for
+    from agebench.tasks.base import targets_for
+    from agebench.tasks.factory import build_tasks
 
     tasks = build_tasks(cfg.tasks)
     return tasks, targets_for(tasks, records)

@@ -2,7 +2,7 @@
 
 Target (issue 7): 5-fold LMTCNN-1-1 on an Adience-sized synthetic set (~16k images, 227 crops from
 256, 50 epochs, early stopping off) in ≤ 10 minutes on one H100. The dataset is rendered and cached
-first and timed on its own (rendering is a one-off per machine); then `agebench.train.run_experiment`
+first and timed on its own (rendering is a one-off per machine); then `agebench.training.experiment.run_experiment`
 — exactly what `agebench train` runs — trains every fold into a fresh output directory, and the run
 records give each fold's time. The last line is target minutes ÷ measured minutes (≥ 1 meets it).
 
@@ -46,8 +46,8 @@ def main() -> None:
 
     from agebench.data.loading import load_dataset
     from agebench.paths import cache_dir
-    from agebench.results import read_records
-    from agebench.train import run_experiment
+    from agebench.results.store import read_records
+    from agebench.training.experiment import run_experiment
 
     start = time.perf_counter()
     dataset = load_dataset(cfg.data, cache_dir())  # rendered + cached once; the run below reuses it in-process

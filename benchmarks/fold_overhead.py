@@ -5,7 +5,7 @@ train_overhead times training epochs only. A fold also validates every epoch, wr
 callback, profiles the model for the run record (params, GMACs, batch-1 latency) and tests the best
 checkpoint, saving predictions. This benchmark times all of that.
 
-agebench side: `agebench.fit.fit_fold` itself (the function `agebench train` calls per fold) on
+agebench side: `agebench.training.fit.fit_fold` itself (the function `agebench train` calls per fold) on
 synthetic faces, with a timing callback added to its trainer.
 Plain side: the same model (same init), optimizer, LR schedule, batch, precision and threads over
 images preloaded on the device (benchmarks/common.py's PlainLoop): train, validate (loss + the tasks'
@@ -73,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agebench-bench-") as tmp:
         for rep in range(1 + reps):  # rep 0 = warm-up pair
             plain.append(plain_fold(cfg, tasks, images, targets, fold, size, batch, epochs, device))
-            agebench.append(agebench_fold(cfg, tasks, images, records, targets, rows, fold, Path(tmp) / f"rep{rep}"))
+            agebench.append(agebench_fold(cfg, tasks, images, records, targets, rows, fold, Path(tmp) / f"rep{rep}" / f"fold_{fold.index}"))
             print(f"   rep {rep}{' (warm-up)' if rep == 0 else ''}: plain {plain[-1]['total']:.2f} s · "
                   f"agebench {agebench[-1]['total']:.2f} s")
     agebench, plain = agebench[1:], plain[1:]
@@ -138,16 +138,20 @@ def agebench_fold(cfg, tasks, images, records, targets, rows, fold, fold_dir: Pa
     from omegaconf import OmegaConf
 
     from agebench.data.render import RACE_NAMES
-    from agebench.fit import fit_fold
+    from agebench.training.builders import resolve_sizes
+    from agebench.training.fit import fit_fold
+    from agebench.training.fold_context import FoldContext
+    from agebench.training.fold_plan import FoldPlan
 
     timer = _PhaseTimer()
     # fit_fold reads the image array, the records (age label budget, per-group breakdown) and race names
     dataset = SimpleNamespace(images=images, records=records, race_names=tuple(RACE_NAMES))
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+    plan = FoldPlan(tasks, rows, records, targets, [fold])
+    ctx = FoldContext(cfg, cfg_dict, "benchmark", dataset, plan, resolve_sizes(cfg), fold_dir.parent).for_fold(fold)
     start = time.perf_counter()
     # extra_callbacks: fit_fold's hook for a callback of the caller's, here the phase timer
-    result = fit_fold(cfg, cfg_dict, dataset, tasks, rows, targets, fold, fold_dir, record={},
-                      extra_callbacks=[timer.callback])
+    result = fit_fold(ctx, record={}, extra_callbacks=[timer.callback])
     end = time.perf_counter()
     if result["epochs"] < 1 or len(timer.train_start) != int(cfg.trainer.max_epochs):
         raise RuntimeError(f"agebench fold ran {len(timer.train_start)} epochs, expected {cfg.trainer.max_epochs}")
@@ -210,7 +214,7 @@ class _PhaseTimer:
 def plain_fold(cfg, tasks, images, targets, fold, size: int, batch: int, epochs: int, device) -> dict:
     import lightning.pytorch as pl
 
-    from agebench.module import MultiTaskModule
+    from agebench.training.module import MultiTaskModule
 
     start = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)

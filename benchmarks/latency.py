@@ -2,7 +2,7 @@
 
 Rows are the entries of agebench's profile sets (conf/profile_set/seed000.yaml, seed003.yaml,
 seed004.yaml: each model built exactly as `agebench train` with those overrides builds it) and the
-figures come from agebench.profile: batch-1 latency = median (and p90) of per-call eval-mode forward
+figures come from agebench.models.profile: batch-1 latency = median (and p90) of per-call eval-mode forward
 passes; 10-crop = seed 000's evaluation of one image (4 corners + centre and their mirrors, one
 batch-10 forward, scores averaged). The papers timed whole apps on phones (seed 000: Atom x5 /
 Snapdragon 625) and a desktop (seed 003), so only the ratios between rows compare; the last line
@@ -27,11 +27,11 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
-    from agebench.builders import build_model
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
+    from agebench.models.profile import profile_model
     from agebench.paths import conf_dir
-    from agebench.profile import profile_model
-    from agebench.tasks import build_tasks
+    from agebench.tasks.factory import build_tasks
+    from agebench.training.builders import build_model
 
     iters = int(args.reps or (10 if args.quick else 30))
     warmup = 2 if args.quick else 5

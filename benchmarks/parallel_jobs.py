@@ -12,7 +12,7 @@ i.e. side-by-side throughput ÷ serial throughput: 1.0 = no better or worse than
 - torch's defaults: `trainer.threads=<torch's default thread count>` for every job (what agebench did
   before issue 17 when nothing set trainer.threads);
 - agebench, declared: AGEBENCH_JOBS_PER_NODE=N, as `hydra.launcher.n_jobs=N` (joblib) or
-  `sweep.workers_per_node=N` give the trials (agebench/threads.py);
+  `sweep.workers_per_node=N` give the trials (agebench/runtime/threads.py);
 - agebench, live count: nothing declared, `trainer.deterministic=false`: each job counts the agebench
   runs live on its cores and re-splits them at every epoch start and every 10 s (deterministic runs,
   trainer=cpu's default, do not: their threads come from the command alone).
@@ -59,7 +59,7 @@ def main() -> None:
     if device.type != "cpu":
         print("   note: jobs train on CPU (trainer=cpu); this benchmark is about sharing CPU cores")
 
-    from agebench.threads import usable_cores
+    from agebench.runtime.threads import usable_cores
 
     cores, cores_why = usable_cores()
     ns = [int(n) for n in args.jobs.split(",")] if args.jobs else [1, 2] + ([4] if cores >= 4 else [])
@@ -143,7 +143,7 @@ def run_jobs(out: Path, n: int, overrides: list[str], extra_env: dict, registry:
     env = job_env(extra_env, registry)
     logs = [open(out.with_name(f"{out.name}_{i}.log"), "w") for i in range(n)]  # noqa: SIM115
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "agebench.cli", "train", *overrides,
+    procs = [subprocess.Popen([sys.executable, "-m", "agebench.cli.main", "train", *overrides,
                                f"output_dir={out / str(i)}"],
                               env=env, cwd=common.ROOT, stdout=log, stderr=subprocess.STDOUT) for i, log in enumerate(logs)]
     codes = [proc.wait() for proc in procs]

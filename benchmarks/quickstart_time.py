@@ -1,6 +1,6 @@
 """quickstart_time: how long the README's `agebench train experiment=quickstart` takes, from a cold cache.
 
-Runs exactly the README's command (`python -m agebench.cli train experiment=quickstart`, in a fresh
+Runs exactly the README's command (`python -m agebench.cli.main train experiment=quickstart`, in a fresh
 output directory and a fresh image cache, so rendering is included) as a subprocess, and reports its
 wall-clock time and the CPU time of the process and its children. On a machine that runs other work the
 wall time grows with the load, so the load average at start and end is printed and recorded too: quote
@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agebench-quickstart-") as tmp:
         env = {**os.environ, "AGEBENCH_CACHE_DIR": os.path.join(tmp, "cache")}
         run_dir = os.path.abspath(args.keep) if args.keep else os.path.join(tmp, "run")
-        command = [sys.executable, "-m", "agebench.cli", "train", *overrides, f"output_dir={run_dir}"]
+        command = [sys.executable, "-m", "agebench.cli.main", "train", *overrides, f"output_dir={run_dir}"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = subprocess.run(command, env=env, capture_output=True, text=True)

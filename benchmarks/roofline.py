@@ -1,6 +1,6 @@
 """roofline: achieved FLOP/s of a model, as a fraction of this machine's measured fp32 matmul rate.
 
-FLOPs come from agebench.profile.gmacs (torch.utils.flop_counter: convolutions and linear layers; 1 MAC
+FLOPs come from agebench.models.profile.gmacs (torch.utils.flop_counter: convolutions and linear layers; 1 MAC
 = 2 FLOPs). Conventions: inference FLOP/s = 2 · GMACs · images/s; training FLOP/s = 3 · 2 · GMACs ·
 images/s (backward ≈ 2× forward: gradients w.r.t. activations and weights; the optimizer step, BN,
 pooling, LRN and activations add time but no counted FLOPs). The peak is a square fp32 matmul
@@ -40,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     device, threads, meta = common.start(args, "roofline: achieved FLOP/s ÷ measured fp32 matmul FLOP/s")
 
-    from agebench.profile import gmacs
+    from agebench.models.profile import gmacs
 
     cfg = common.compose([*common.model_overrides(args.model), "tasks=age_gender", "logger=none",
                           f"trainer={'gpu' if device.type == 'cuda' else 'cpu'}"])
@@ -158,7 +158,7 @@ def _fake_records(n: int):
 
 
 def _fake_targets(tasks, batch, device):
-    from agebench.tasks import targets_for
+    from agebench.tasks.base import targets_for
 
     return {k: torch.from_numpy(v).to(device) for k, v in targets_for(tasks, _fake_records(batch)).items()}
 

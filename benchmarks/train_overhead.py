@@ -1,6 +1,6 @@
 """train_overhead: images/s of an agebench training epoch ÷ images/s of a hand-written PyTorch loop.
 
-agebench side: the real `pl.Trainer` (agebench.builders.build_trainer, as `agebench train` builds it),
+agebench side: the real `pl.Trainer` (agebench.training.builders.build_trainer, as `agebench train` builds it),
 `MultiTaskModule` and `FaceDataModule` (uint8 batches sliced from the memory-mapped cache, crop/flip/
 normalise on the device in `on_after_batch_transfer`), on synthetic faces.
 Plain side: the same model (same init), optimizer, loss, batch size, precision, threads and the same
@@ -92,10 +92,10 @@ def run_model(name: str, device, batch: int, n_images: int, reps: int, trainer_g
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import Callback
 
-    from agebench.builders import build_trainer
     from agebench.data.datamodule import FaceDataModule
     from agebench.data.protocols import Fold
-    from agebench.module import MultiTaskModule
+    from agebench.training.builders import build_trainer
+    from agebench.training.module import MultiTaskModule
 
     cfg = _config(name if name != TINY else "lmtcnn_1_1", batch, trainer_group, args)
     size = int(cfg.model.input_size) if name != TINY else 16
@@ -201,10 +201,10 @@ def profile_epoch(name: str, device, batch: int, n_images: int, trainer_group: s
     import lightning.pytorch as pl
     from lightning.pytorch.profilers import SimpleProfiler
 
-    from agebench.builders import build_trainer
     from agebench.data.datamodule import FaceDataModule
     from agebench.data.protocols import Fold
-    from agebench.module import MultiTaskModule
+    from agebench.training.builders import build_trainer
+    from agebench.training.module import MultiTaskModule
 
     cfg = _config(name, batch, trainer_group, args)
     size = int(cfg.model.input_size)

@@ -45,7 +45,7 @@ def tiny_overrides(tmp_path):
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """`agebench <args>` in a subprocess (the real entry point, exit codes and stderr included)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "agebench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agebench.cli.main", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or PROJECT_ROOT, timeout=timeout)
 
 
@@ -58,7 +58,7 @@ def tasks_of(names, **options):
     """Task objects for `names` with `tasks` config options (tests build models without Hydra)."""
     from omegaconf import OmegaConf
 
-    from agebench.tasks import build_tasks
+    from agebench.tasks.factory import build_tasks
 
     return build_tasks(OmegaConf.create({"names": list(names), **options}))
 

@@ -40,7 +40,7 @@ def parsed():
 
 @pytest.fixture(scope="module")
 def age_gender(parsed):
-    # the rows `agebench train data=adience tasks=age_gender` trains on (agebench/fold_plan.py calls this)
+    # the rows `agebench train data=adience tasks=age_gender` trains on (agebench/training/fold_plan.py calls this)
     return rows_for_run(parsed.records, ["age", "gender"], OmegaConf.create({"allow_missing_labels": False}))[1]
 
 

@@ -10,10 +10,10 @@ from coral_pytorch.dataset import levels_from_labelbatch
 from coral_pytorch.losses import coral_loss, corn_loss
 from omegaconf import OmegaConf
 
-from agebench import age_heads
 from agebench.data.binning import parse_bins
 from agebench.errors import UserError
-from agebench.tasks import build_tasks
+from agebench.tasks import age_heads
+from agebench.tasks.factory import build_tasks
 
 THREE = parse_bins("years:0-2")  # bins 0, 1, 2 years: centres 0, 1, 2
 # two labelled rows (ages 1 and 2.4 → bins 1 and 2) and one without an age (masked out of every loss)
@@ -282,7 +282,7 @@ def test_multibranch_ensembles_each_head_in_its_own_output_space():
 
 
 def test_no_model_module_imports_the_task_code():
-    """Issue 11's boundary: models see HeadSpecs (what the caller passes), never agebench.tasks/age_heads."""
+    """Issue 11's boundary: models see HeadSpecs (what the caller passes), never agebench.tasks.base/age_heads."""
     import ast
     from pathlib import Path
 
@@ -292,11 +292,11 @@ def test_no_model_module_imports_the_task_code():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):  # `from agebench import tasks` and `from agebench.tasks import …`
+            elif isinstance(node, ast.ImportFrom):  # `from agebench import tasks` and `from agebench.tasks.base import …`
                 names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
             else:
                 continue
-            if any(n.startswith(("agebench.tasks", "agebench.age_heads")) for n in names):
+            if any(n.startswith(("agebench.tasks.base", "agebench.tasks.age_heads")) for n in names):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
 
@@ -328,7 +328,7 @@ QUICK = {"corn": "age_gender_race", "sord": "age_gender_race", "coral": "age"}
 
 def median_baseline_mae(overrides) -> float:
     """MAE on fold 0's test faces of the constant predictor: the median age of its training faces."""
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
     from agebench.data.loading import load_dataset
     from agebench.data.protocols import make_folds
     from agebench.paths import cache_dir
@@ -341,9 +341,9 @@ def median_baseline_mae(overrides) -> float:
 
 
 def train_one(head_name, task_set, tmp_path):
-    from agebench.config import compose_config
-    from agebench.results import read_records
-    from agebench.train import run_experiment
+    from agebench.config.compose import compose_config
+    from agebench.results.store import read_records
+    from agebench.training.experiment import run_experiment
 
     out = tmp_path / f"{head_name}_{task_set}"
     run_experiment(compose_config([*LEARN, f"tasks={task_set}", f"tasks.age.head={head_name}", f"output_dir={out}"]), str(out))

@@ -1,4 +1,4 @@
-"""Issue 11, training side: one place for each decision — input sizes (agebench.builders.resolve_sizes),
+"""Issue 11, training side: one place for each decision — input sizes (agebench.training.builders.resolve_sizes),
 optimizers/schedulers/callbacks/loggers from `_target_` config, the one label rule."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from agebench.builders import build_model, resolve_sizes, sized_config
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.errors import UserError
-from agebench.tasks import build_tasks
+from agebench.tasks.factory import build_tasks
+from agebench.training.builders import build_model, resolve_sizes, sized_config
 
 
 def test_the_data_side_sets_the_size_and_the_config_states_the_size_built():
@@ -32,7 +32,7 @@ def test_build_model_builds_at_the_resolved_size():
 
 
 def test_optimizers_and_schedulers_come_from_target_entries():
-    from agebench.optim import build_optimizer, build_scheduler
+    from agebench.training.optim import build_optimizer, build_scheduler
 
     params = [torch.nn.Parameter(torch.zeros(3))]
     cfg = compose_config(["optim.name=sgd", "optim.scheduler=step", "optim.lr=0.05",
@@ -51,7 +51,7 @@ def test_optimizers_and_schedulers_come_from_target_entries():
 
 
 def test_a_target_that_does_not_import_is_one_user_error():
-    from agebench.optim import build_optimizer, build_scheduler
+    from agebench.training.optim import build_optimizer, build_scheduler
 
     params = [torch.nn.Parameter(torch.zeros(3))]
     cfg = compose_config(["+optim.optimizers.typo={_target_: torch.optim.NAdamm}", "optim.name=typo",
@@ -63,7 +63,7 @@ def test_a_target_that_does_not_import_is_one_user_error():
 
 
 def test_callbacks_group_instantiates_entries_and_names_a_bad_one():
-    from agebench.callbacks import configured_callbacks
+    from agebench.training.callbacks import configured_callbacks
 
     cfg = compose_config(["early_stopping.patience=2",
                           "+callbacks.lr_monitor={_target_: lightning.pytorch.callbacks.LearningRateMonitor}"])
@@ -77,7 +77,7 @@ def test_callbacks_group_instantiates_entries_and_names_a_bad_one():
 
 @pytest.mark.parametrize("name, cls", [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"), ("none", None)])
 def test_loggers_come_from_the_logger_group(tmp_path, name, cls):
-    from agebench.loggers import make_logger
+    from agebench.training.loggers import make_logger
 
     logger = make_logger(compose_config([f"logger={name}"]), {}, {}, tmp_path / "fold_0")
     if cls is None:
@@ -88,7 +88,7 @@ def test_loggers_come_from_the_logger_group(tmp_path, name, cls):
 
 def test_one_label_rule_for_training_rows_and_missing_tasks():
     from agebench.data.filtering import carried_tasks, rows_for_run
-    from agebench.tasks import missing_tasks
+    from agebench.tasks.base import missing_tasks
 
     records = pd.DataFrame({"age": [30.0, None, None, 12.0], "age_group": [-1, 2, -1, -1],
                             "gender": [0, 1, -1, -1], "race": [-1, -1, -1, -1], "image": list("abcd")})

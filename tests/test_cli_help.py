@@ -4,8 +4,9 @@ the studies for `sweep`; parsed from the config files, for every command in COMM
 import pytest
 import yaml
 
-from agebench.cli import COMMANDS, main
-from agebench.cli_help import command_help, parse_keys, purpose
+from agebench.cli.commands import COMMANDS
+from agebench.cli.help import command_help, parse_keys, purpose
+from agebench.cli.main import main
 from agebench.paths import conf_dir, sweeps_dir
 
 
@@ -87,7 +88,7 @@ def test_help_into_a_pipe_whose_reader_left_is_quiet(argv):
     read, write = os.pipe()
     os.close(read)  # the reader has already left: every write raises BrokenPipeError
     try:
-        result = subprocess.run([sys.executable, "-m", "agebench.cli", *argv], stdout=write,
+        result = subprocess.run([sys.executable, "-m", "agebench.cli.main", *argv], stdout=write,
                                 stderr=subprocess.PIPE, timeout=120)
     finally:
         os.close(write)

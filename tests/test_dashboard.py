@@ -14,7 +14,7 @@ import optuna
 import pytest
 from conftest import run_cli
 
-AGEBENCH = [sys.executable, "-m", "agebench.cli"]
+AGEBENCH = [sys.executable, "-m", "agebench.cli.main"]
 STUDY = "objectives: {age/top1: maximize}\nparams: {loss.gamma: 'interval(0, 1)'}\nbase: [loss=gamma]\n"
 
 

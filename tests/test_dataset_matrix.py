@@ -4,10 +4,10 @@ task check refuses a task the dataset has no labels for."""
 import pytest
 from fakes import adience, fairface, fgnet, imdb_wiki, megaage_asian, morph2, utkface
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.errors import UserError
-from agebench.results import read_records
-from agebench.train import run_experiment
+from agebench.results.store import read_records
+from agebench.training.experiment import run_experiment
 
 FAST = ["trainer=debug", "logger=none", "data.image_size=48", "data.load_size=52", "data.batch_size=4",
         "data.num_workers=0", "profile.latency_iters=1", "protocol.folds=[0]"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.paths import conf_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,7 +43,7 @@ def test_every_dataset_has_a_section_and_a_table_row():
 
 @pytest.mark.parametrize("args", doc_commands("data summary"), ids=lambda a: a[0])
 def test_summary_commands_parse_a_fake_copy(args, tmp_path, capsys):
-    from agebench.data.summary import summary_command
+    from agebench.data.command import summary_command
 
     name = next(a.split("=", 1)[1] for a in args if a.startswith("data="))
     root = FAKES[name](tmp_path / name)

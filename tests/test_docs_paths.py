@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ["docs/architecture.md", "docs/extending.md"]
 TOP = ("agebench", "conf", "tests", "reports", "docs", "benchmarks", "sweeps")
 
-# a repository path: agebench/fit.py, conf/data/_base.yaml, agebench/sweeps/ (placeholders like <name> skipped)
+# a repository path: agebench/training/fit.py, conf/data/_base.yaml, agebench/sweeps/ (placeholders like <name> skipped)
 PATH = re.compile(r"(?<![\w/.<>-])((?:" + "|".join(TOP) + r")/[\w./*<>-]*)")
 # a dotted module (or module.attribute): agebench.data.records.normalise
 DOTTED = re.compile(r"(?<![\w./])(agebench(?:\.\w+)+)")
@@ -78,7 +78,7 @@ def test_every_step_of_the_data_flow_has_an_owner():
         assert re.search(rf"^\| {re.escape(step)} \| .+ \| .*`agebench/", text, flags=re.M), step
 
 
-# `agebench/builders.py` (`resolve_sizes`, `build_model`): the names listed right after a module exist in it
+# `agebench/training/builders.py` (`resolve_sizes`, `build_model`): the names listed right after a module exist in it
 NAMED = re.compile(r"`(agebench/[\w/]+)\.py`\s*\(((?:`\w+`(?:, )?)+)\)")
 
 

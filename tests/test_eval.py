@@ -11,17 +11,17 @@ from conftest import TINY, run_cli
 from fakes.utkface import EXPECTED as UTK_EXPECTED
 from fakes.utkface import make_utkface
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.errors import UserError
-from agebench.eval_targets import AgeMapping
-from agebench.evaluate import EVALS_FILE, evaluate
-from agebench.results import RESULTS_FILE, read_records
+from agebench.evaluation.evaluate import EVALS_FILE, evaluate
+from agebench.evaluation.target_data import AgeMapping
+from agebench.results.store import RESULTS_FILE, read_records
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A tiny 3-fold age+gender run on synthetic faces (trained once for this module)."""
-    from agebench.train import run_experiment
+    from agebench.training.experiment import run_experiment
 
     out = tmp_path_factory.mktemp("eval") / "run"
     before = torch.get_num_threads()
@@ -99,7 +99,7 @@ def test_eval_user_errors_are_one_line(tmp_path, trained_run):
     missing = run_cli("eval", f"ckpt={tmp_path / 'nope'}")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
     with pytest.raises(UserError, match="eval.split='bogus'"):
-        from agebench.evaluate import EvalOptions
+        from agebench.evaluation.evaluate import EvalOptions
 
         evaluate(str(trained_run), options=EvalOptions(split="bogus"))
     from fakes.fgnet import make_fgnet  # age labels only: an age+gender model cannot be scored there

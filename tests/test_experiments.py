@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.data.sources import list_sources
 from agebench.models import list_models
-from agebench.module import loss_weights
 from agebench.paths import conf_dir
-from agebench.tasks import build_tasks
+from agebench.tasks.factory import build_tasks
+from agebench.training.module import loss_weights
 
 RECIPES = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 
@@ -46,7 +46,7 @@ def test_recipes_exist_for_every_seed_paper():
 
 
 def test_profile_of_a_recipe_lists_its_variants():
-    from agebench.profile_command import profile_entries
+    from agebench.evaluation.profile_models import profile_entries
 
     cfg = compose_config(["experiment=seed000_table3"], config_name="profile")
     name, _, entries = profile_entries(cfg)

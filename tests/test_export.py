@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import TINY, run_cli
 
-from agebench.builders import build_model
-from agebench.config import compose_config
-from agebench.export import export_model, ort_session
-from agebench.tasks import build_tasks
+from agebench.config.compose import compose_config
+from agebench.evaluation.export import export_model, ort_session
+from agebench.tasks.factory import build_tasks
+from agebench.training.builders import build_model
 
 onnx = pytest.importorskip("onnx")
 
@@ -54,8 +54,8 @@ def test_every_family_exports_to_onnx_and_matches_pytorch(family, tmp_path, one_
 @pytest.mark.slow  # trains one tiny fold, then three CLI calls
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated upstream
 def test_export_cli_writes_a_checked_onnx_of_the_trained_weights(tmp_path, one_thread):
-    from agebench.export import rebuild
-    from agebench.train import run_experiment
+    from agebench.evaluation.export import rebuild
+    from agebench.training.experiment import run_experiment
 
     run = tmp_path / "run"
     run_experiment(compose_config([*TINY, "protocol.folds=[1]", f"output_dir={run}"]), str(run))
@@ -97,7 +97,7 @@ def test_rebuilding_a_trained_model_never_fetches_initial_weights(monkeypatch):
     rebuild without downloading ImageNet weights (no network where models are evaluated, often)."""
     import timm
 
-    from agebench.builders import build_trained_model
+    from agebench.training.builders import build_trained_model
 
     asked = []
     real = timm.create_model

@@ -19,14 +19,14 @@ from agebench.sweeps.command import load_spec, run_action
 from agebench.sweeps.storage import HEARTBEAT_ATTR, open_storage
 from agebench.sweeps.study import count_trials, open_study
 
-AGEBENCH = [sys.executable, "-m", "agebench.cli"]
+AGEBENCH = [sys.executable, "-m", "agebench.cli.main"]
 FAST = ["trainer=debug", "trainer.threads=1", "logger=none", "data.n_subjects=40", "data.images_per_subject=2",
         "data.image_size=48", "data.load_size=52", "protocol.n_folds=2", "profile.latency_iters=1"]
 
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
     from agebench.data.loading import load_dataset
 
     path = tmp_path_factory.mktemp("cache")
@@ -109,7 +109,7 @@ GRID = "kind: grid\nbase: [tasks=age]\nparams: {seed: 'range(0, 4)'}\nobjectives
 
 
 def fake_trainer(monkeypatch):
-    import agebench.train
+    import agebench.training.experiment
 
     def run_experiment(cfg, output_dir, on_fold_end=None, extra_record=None, print_table=None):
         out = Path(output_dir)
@@ -118,7 +118,7 @@ def fake_trainer(monkeypatch):
         (out / "results.jsonl").write_text(json.dumps(record) + "\n")
         on_fold_end(0, record)
 
-    monkeypatch.setattr(agebench.train, "run_experiment", run_experiment)
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment", run_experiment)
 
 
 def test_grid_study_runs_each_point_once_and_discards_a_drawn_duplicate(sweeps_env, tmp_path, monkeypatch):

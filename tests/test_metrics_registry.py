@@ -1,5 +1,5 @@
-"""One metric registry (agebench.metrics): every recorded metric is declared there and nowhere else spells
-a direction or a percent unit; per-group error (agebench.breakdown) by hand; the breakdown report."""
+"""One metric registry (agebench.results.metrics): every recorded metric is declared there and nowhere else spells
+a direction or a percent unit; per-group error (agebench.results.breakdown) by hand; the breakdown report."""
 
 import ast
 import re
@@ -11,9 +11,9 @@ import torch
 from conftest import tasks_of
 from fakes_records import make_record
 
-from agebench import age_heads
-from agebench import metrics as registry
-from agebench.breakdown import compute_breakdown
+from agebench.results import metrics as registry
+from agebench.results.breakdown import compute_breakdown
+from agebench.tasks import age_heads
 
 AGEBENCH = Path(__file__).resolve().parent.parent / "agebench"
 
@@ -48,9 +48,9 @@ def test_every_metric_a_head_records_is_declared():
 
 
 def test_a_trained_records_metrics_and_breakdown_are_all_declared(tiny_overrides, tmp_path, one_thread):
-    from agebench.config import compose_config
-    from agebench.results import read_records
-    from agebench.train import run_experiment
+    from agebench.config.compose import compose_config
+    from agebench.results.store import read_records
+    from agebench.training.experiment import run_experiment
 
     out = tmp_path / "run"
     run_experiment(compose_config([*tiny_overrides, "tasks=age_gender_race", "protocol.folds=[0]",
@@ -222,8 +222,8 @@ def test_report_command_shows_a_breakdown_and_the_bias_plot(tmp_path, cli):
 
 
 def test_regression_gate_checks_a_signed_error_on_both_sides():
-    from agebench.regress import evaluate
     from agebench.report import aggregate as agg
+    from agebench.report.regress import evaluate
 
     def gate(bias_per_fold):
         recs = [make_record(f, {"age/bias": b}, tasks=("age",), n_folds=3) for f, b in enumerate(bias_per_fold)]

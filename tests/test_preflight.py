@@ -8,8 +8,8 @@ import pytest
 from conftest import TINY, run_cli
 from optuna.trial import TrialState
 
+from agebench.config.preflight import check_device, check_launcher
 from agebench.errors import UserError
-from agebench.preflight import check_device, check_launcher
 
 
 def _one_line_error(result) -> str:

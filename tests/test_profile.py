@@ -1,5 +1,5 @@
-"""`agebench.profile` (the library): parameter counts, GMACs against hand computations, file size,
-latency, throughput; and `agebench.profile_command`, the `agebench profile` command (JSON output,
+"""`agebench.models.profile` (the library): parameter counts, GMACs against hand computations, file size,
+latency, throughput; and `agebench.evaluation.profile_models`, the `agebench profile` command (JSON output,
 profile sets, one-line errors)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch.nn as nn
 from conftest import tasks_of
 
 from agebench.models import create_model
-from agebench.profile import count_params, gmacs, latency_ms, model_size_mb, profile_model, throughput
+from agebench.models.profile import count_params, gmacs, latency_ms, model_size_mb, profile_model, throughput
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -144,9 +144,9 @@ def test_experiment_recipe_with_profile_models(tmp_path, monkeypatch, capsys):
     """`agebench profile experiment=<recipe>` profiles the recipe's `profile_models` list."""
     import shutil
 
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
+    from agebench.evaluation.command import profile_command
     from agebench.paths import conf_dir
-    from agebench.profile_command import profile_command
 
     conf = tmp_path / "conf"
     shutil.copytree(conf_dir(), conf)

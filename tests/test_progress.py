@@ -99,7 +99,7 @@ def test_live_bar_on_a_terminal_keeps_the_lines(tmp_path):
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    proc = subprocess.Popen([sys.executable, "-m", "agebench.cli", "train", *TINY, "protocol.folds=[0]",
+    proc = subprocess.Popen([sys.executable, "-m", "agebench.cli.main", "train", *TINY, "protocol.folds=[0]",
                              f"output_dir={tmp_path / 'run'}"], stdout=slave, stderr=subprocess.PIPE,
                             cwd=PROJECT_ROOT, env={**os.environ, **ENV, "COLUMNS": "120"})
     os.close(slave)

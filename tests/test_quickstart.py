@@ -3,7 +3,7 @@
 
 import pytest
 
-from agebench.results import read_records
+from agebench.results.store import read_records
 
 
 @pytest.mark.slow
@@ -70,7 +70,7 @@ def test_the_quickstart_is_the_coupling_studys_g1_seed0_point():
 
     import yaml
 
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
 
     study = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "coupling.yaml").read_text())
     point = compose_config([*study["base"], "data.gender_specific_aging=1.0", "data.seed=0", "tasks=age_gender"])

@@ -6,11 +6,11 @@ import json
 import pytest
 from conftest import TINY, run_cli
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
+from agebench.config.recipe_models import model_choice
 from agebench.errors import UserError
 from agebench.paths import conf_dir
-from agebench.recipe_models import model_choice
-from agebench.train import run_variants
+from agebench.training.variants import run_variants
 
 RECIPES = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 

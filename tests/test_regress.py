@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from agebench.errors import RegressionError, UserError
-from agebench.regress import evaluate, load_baseline, validate_baseline
 from agebench.report import aggregate as agg
+from agebench.report.regress import evaluate, load_baseline, validate_baseline
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fakes_records import make_record, write_run  # noqa: E402
@@ -39,7 +39,7 @@ def quickstart_runs(root: Path, age_mt=AGE_MT, folds=3) -> Path:
 
 
 def agebench(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "agebench.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agebench.cli.main", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -180,9 +180,9 @@ def test_bad_baselines(tmp_path):
 
 
 def test_a_baseline_cannot_contradict_the_metric_registry(tmp_path):
-    """age/mae is lower-is-better in agebench/metrics.py: a baseline may restate that, not contradict it."""
+    """age/mae is lower-is-better in agebench/results/metrics.py: a baseline may restate that, not contradict it."""
     frame = _frame(tmp_path, [5.0, 5.2, 5.4], metric="age/mae")
     (c,) = evaluate(_baseline("age/mae", expected=5.3, tolerance=0.1, direction="lower"), frame)
     assert c.ok and not c.higher
-    with pytest.raises(UserError, match=r"contradicts agebench/metrics.py .*lower-is-better.*drop `direction:`"):
+    with pytest.raises(UserError, match=r"contradicts agebench/results/metrics.py .*lower-is-better.*drop `direction:`"):
         evaluate(_baseline("age/mae", expected=5.3, tolerance=0.1, direction="higher"), frame)

@@ -54,8 +54,8 @@ BAD_VALUES = {  # override → what the error line must name
 
 @pytest.mark.parametrize("override", list(BAD_VALUES))
 def test_each_bad_value_is_one_line_naming_key_value_and_what_is_allowed(override):
-    from agebench.config import compose_config
-    from agebench.validation import validate_train_config
+    from agebench.config.compose import compose_config
+    from agebench.config.validation import validate_train_config
 
     problems = validate_train_config(compose_config([*TINY, override]))
     assert len(problems) == 1, problems
@@ -63,8 +63,8 @@ def test_each_bad_value_is_one_line_naming_key_value_and_what_is_allowed(overrid
 
 
 def test_sweep_values_are_checked_too():
+    from agebench.config.validation import validate_train_config
     from agebench.sweeps.source import compose_sweep_config
-    from agebench.validation import validate_train_config
 
     problems = validate_train_config(compose_sweep_config(["sweep=gamma", "sweep.n_trials=abc", "sweep.max_failures=0"]))
     assert [p.split(":")[0] for p in problems] == ["sweep.n_trials='abc'", "sweep.max_failures=0"]
@@ -72,8 +72,8 @@ def test_sweep_values_are_checked_too():
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "experiment").glob("*.yaml")))
 def test_every_shipped_experiment_validates(experiment):
-    from agebench.config import compose_config
-    from agebench.validation import validate_train_config
+    from agebench.config.compose import compose_config
+    from agebench.config.validation import validate_train_config
 
     assert validate_train_config(compose_config([f"experiment={experiment}"])) == []
 
@@ -101,8 +101,8 @@ def test_a_run_that_failed_on_a_bad_value_does_not_poison_its_output_dir(cli, tm
 
 def test_failed_records_of_another_config_do_not_block_a_rerun(tmp_path, one_thread):
     """A dir an older run left with `failed` records of another config (no results in them)."""
-    from agebench.config import compose_config
-    from agebench.train import run_experiment
+    from agebench.config.compose import compose_config
+    from agebench.training.experiment import run_experiment
 
     out = tmp_path / "run"
     stale = make_record(0, status="failed", config_hash="0123456789abcdef", error="ValueError: bad value")
@@ -161,7 +161,7 @@ BAD_LINES = {
 
 @pytest.mark.parametrize("kind", list(BAD_LINES))
 def test_a_bad_results_line_names_file_and_line(tmp_path, kind):
-    from agebench.results import read_records
+    from agebench.results.store import read_records
 
     path = write_run(tmp_path / "r", [make_record(0, {"age/top1": 0.5})])
     path.write_bytes(path.read_bytes() + BAD_LINES[kind][0])

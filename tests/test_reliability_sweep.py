@@ -2,7 +2,7 @@
 yamls and bad sweep values end in one line even with action=check; a study whose every trial failed
 exits non-zero.
 
-The worker tests replace `agebench.train.run_experiment` with a fake that writes a run record in
+The worker tests replace `agebench.training.experiment.run_experiment` with a fake that writes a run record in
 milliseconds (as tests/test_sweep.py does); the kill -9 test runs that fake in real worker processes.
 """
 
@@ -40,7 +40,7 @@ WORKER = '''
 import json, os, sys, time
 from pathlib import Path
 
-import agebench.train
+import agebench.training.experiment
 from agebench.sweeps.command import load_spec, run_action
 
 
@@ -56,7 +56,7 @@ def run_experiment(cfg, output_dir, on_fold_end=None, extra_record=None, print_t
     return {}
 
 
-agebench.train.run_experiment = run_experiment
+agebench.training.experiment.run_experiment = run_experiment
 spec, user = load_spec("toy", sys.argv[2:])
 run_action(spec, "run", user, echo=print)
 '''
@@ -72,7 +72,7 @@ def sweeps_env(tmp_path, monkeypatch):
 
 
 def fake_trainer(monkeypatch, diverge=False):
-    import agebench.train
+    import agebench.training.experiment
 
     def run_experiment(cfg, output_dir, on_fold_end=None, extra_record=None, print_table=None):
         out = Path(output_dir)
@@ -83,7 +83,7 @@ def fake_trainer(monkeypatch, diverge=False):
         on_fold_end(0, record)
         return {}
 
-    monkeypatch.setattr(agebench.train, "run_experiment", run_experiment)
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment", run_experiment)
 
 
 def sampled_params(study) -> list[float]:
@@ -192,13 +192,13 @@ def test_a_study_in_which_every_trial_failed_exits_non_zero(sweeps_env, tmp_path
 
 
 def test_a_study_with_one_good_trial_still_exits_zero(sweeps_env, tmp_path, monkeypatch):
-    import agebench.train
+    import agebench.training.experiment
 
     fake_trainer(monkeypatch, diverge=True)
-    failing = agebench.train.run_experiment
+    failing = agebench.training.experiment.run_experiment
     fake_trainer(monkeypatch)
-    working = agebench.train.run_experiment
-    monkeypatch.setattr(agebench.train, "run_experiment",
+    working = agebench.training.experiment.run_experiment
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment",
                         lambda cfg, out, extra_record=None, **kw: (working if extra_record["trial"] == 1 else failing)(
                             cfg, out, extra_record=extra_record, **kw))
     spec, user = load_spec("toy", [*SMALL, f"sweep.dir={tmp_path / 'toy'}", "sweep.n_trials=3"])

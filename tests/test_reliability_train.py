@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.errors import DiskFullError
-from agebench.results import read_records
-from agebench.train import run_experiment
+from agebench.results.store import read_records
+from agebench.training.experiment import run_experiment
 
 # what may differ between two runs of one config: when, where and how fast they ran, and whether one resumed
 VOLATILE = {"train_seconds", "latency_ms", "started_at", "host", "hardware", "resumed_from_epoch"}
@@ -76,9 +76,9 @@ def test_lightning_loads_and_eval_refuse_a_planted_checkpoint(tmp_path, monkeypa
     hpc_ckpt) all go through AtomicFileCheckpointIO, and `agebench eval` reads best.ckpt itself."""
     import pickle
 
-    from agebench.checkpointing import AtomicFileCheckpointIO
     from agebench.errors import UserError
-    from agebench.evaluate import load_weights
+    from agebench.evaluation.evaluate import load_weights
+    from agebench.training.checkpointing import AtomicFileCheckpointIO
 
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker, planted = tmp_path / "PWNED", tmp_path / "best.ckpt"
@@ -174,7 +174,7 @@ def test_sigusr1_on_slurm_requeues_the_job(cli, tmp_path):
 
 
 def test_a_signal_between_folds_stops_before_the_next_fold(tiny_overrides, tmp_path, capsys):
-    from agebench.signals import StopRequested
+    from agebench.training.signals import StopRequested
 
     out = tmp_path / "run"
     cfg = compose_config([*tiny_overrides, "protocol.folds=[0,1]", f"output_dir={out}"])
@@ -214,7 +214,7 @@ def test_a_fold_killed_after_its_last_epoch_resumes_to_the_same_record(tiny_over
 # 6. one process per fold
 
 def test_a_fold_another_process_holds_is_skipped_not_trained_twice(tiny_overrides, tmp_path, caplog):
-    from agebench.locking import claim_fold
+    from agebench.training.locking import claim_fold
 
     out = tmp_path / "run"
     held = claim_fold(out / "fold_0")  # as another `agebench train` on this dir would hold it
@@ -236,7 +236,7 @@ def test_two_commands_on_one_output_dir_train_each_fold_once(tmp_path):
     from conftest import PROJECT_ROOT, TINY
 
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "agebench.cli", "train", *TINY, "trainer.max_epochs=2", "trainer.threads=1",
+    args = [sys.executable, "-m", "agebench.cli.main", "train", *TINY, "trainer.max_epochs=2", "trainer.threads=1",
             f"output_dir={out}"]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT,
                               env=_env()) for _ in range(2)]
@@ -251,8 +251,8 @@ def test_two_commands_on_one_output_dir_train_each_fold_once(tmp_path):
 def test_a_fold_finished_meanwhile_by_another_process_is_not_retrained(tmp_path):
     from fakes_records import make_record
 
-    from agebench.experiment import claim_fold as _claim_fold
-    from agebench.results import append_record
+    from agebench.results.store import append_record
+    from agebench.training.experiment import claim_fold as _claim_fold
 
     out = tmp_path / "run"
     append_record(out / "results.jsonl", make_record(fold=0))
@@ -263,10 +263,10 @@ def test_a_fold_finished_meanwhile_by_another_process_is_not_retrained(tmp_path)
 
 
 def test_a_lock_of_a_killed_process_does_not_block(tmp_path):
-    from agebench.locking import claim_fold
+    from agebench.training.locking import claim_fold
 
     fold_dir = tmp_path / "fold_0"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from agebench.locking import claim_fold; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from agebench.training.locking import claim_fold; "
                                f"c = claim_fold({str(fold_dir)!r}); print('held' if c else 'busy', flush=True); "
                                "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -281,7 +281,7 @@ def test_a_lock_of_a_killed_process_does_not_block(tmp_path):
 
 
 def test_checkpoint_temp_files_are_unique_per_write(tmp_path, monkeypatch):
-    import agebench.checkpointing as checkpointing
+    import agebench.training.checkpointing as checkpointing
 
     temps = []
     real_save = torch.save
@@ -315,8 +315,8 @@ def test_truncated_last_ckpt_is_moved_aside_and_the_fold_restarts(tiny_overrides
 
 def test_an_unreadable_last_ckpt_is_kept_and_named(tmp_path):
     """Cannot be read (permissions, a directory, I/O) is not "corrupt": one line, and the file stays."""
-    from agebench.checkpointing import read_or_move_aside
     from agebench.errors import UserError
+    from agebench.training.checkpointing import read_or_move_aside
 
     last = tmp_path / "last.ckpt"
     last.mkdir()  # reading it fails with an OSError, as a chmod 000 file does for a non-root user
@@ -329,7 +329,7 @@ def test_an_unreadable_last_ckpt_is_kept_and_named(tmp_path):
 # 8. a full disk: one line, no partial temp file, results.jsonl intact
 
 class _FullDiskTorch:
-    """`torch` as agebench.checkpointing sees it, with a save that fills the disk part-way (profiling
+    """`torch` as agebench.training.checkpointing sees it, with a save that fills the disk part-way (profiling
     and the rest of the run keep the real one)."""
 
     def __getattr__(self, name):
@@ -343,7 +343,7 @@ class _FullDiskTorch:
 
 
 def test_disk_full_writing_a_checkpoint_is_one_error_and_leaves_no_temp_file(tiny_overrides, tmp_path, monkeypatch):
-    import agebench.checkpointing as checkpointing
+    import agebench.training.checkpointing as checkpointing
 
     out = tmp_path / "run"
     run([*tiny_overrides, "protocol.folds=[0]"], out)
@@ -363,9 +363,9 @@ def test_disk_full_on_the_command_line_is_one_line_without_traceback(tmp_path):
     out = tmp_path / "run"
     script = ("import sys\n"
               "sys.path.insert(0, 'tests')\n"
-              "import agebench.checkpointing, test_reliability_train as t\n"
-              "agebench.checkpointing.torch = t._FullDiskTorch()\n"
-              "from agebench.cli import main\n"
+              "import agebench.training.checkpointing, test_reliability_train as t\n"
+              "agebench.training.checkpointing.torch = t._FullDiskTorch()\n"
+              "from agebench.cli.main import main\n"
               "sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.run([sys.executable, "-c", script, "train", *TINY, "protocol.folds=[0]", f"output_dir={out}"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, env=_env(), timeout=600)

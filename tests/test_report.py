@@ -20,8 +20,10 @@ from scipy import stats as sps
 
 from agebench.errors import UserError
 from agebench.report import aggregate as agg
-from agebench.report import build_document, recipes, report_command
+from agebench.report import recipes
 from agebench.report.canon import flatten
+from agebench.report.command import report_command
+from agebench.report.document import build_document
 from agebench.report.plots import make_plots, pareto_front
 from agebench.report.stats import compare_single_multi, paired_test
 from agebench.report.tables import to_csv, to_html, to_latex, to_markdown
@@ -569,7 +571,7 @@ def test_wandb_source_errors(monkeypatch):
 
 
 def agebench(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "agebench.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agebench.cli.main", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
 
 

@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from scipy import stats as sps
 
 from agebench.report import aggregate as agg
-from agebench.report import build_document
 from agebench.report.closing import answer_sentence, closing_text
+from agebench.report.document import build_document
 from agebench.report.plots import make_plots
 from agebench.report.stats import paired_test
 from agebench.report.study_plots import coupling_points, leakage_points

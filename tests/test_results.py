@@ -5,7 +5,7 @@ import json
 import pytest
 
 from agebench.errors import UserError
-from agebench.results import RECORD_FIELDS, append_record, load_records, read_records, summarise
+from agebench.results.store import RECORD_FIELDS, append_record, load_records, read_records, summarise
 
 
 def record(fold, status="ok", **metrics):

@@ -1,4 +1,4 @@
-"""One run identity (agebench/run_identity.py): the config hash, the report's grouping and pairing, and the
+"""One run identity (agebench/results/run_identity.py): the config hash, the report's grouping and pairing, and the
 Hydra multirun directory names all follow it."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import yaml
 from fakes_records import make_record
 from omegaconf import OmegaConf
 
-from agebench import run_identity
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.paths import conf_dir
-from agebench.provenance import config_hash
 from agebench.report import aggregate as agg
 from agebench.report.canon import get
 from agebench.report.stats import pair_key
+from agebench.results import run_identity
+from agebench.results.provenance import config_hash
 
 # A config holding every operational key; its hash was computed by the code before run_identity existed.
 LEGACY = {"experiment_name": "x", "seed": 1, "output_dir": "/o", "cache_dir": None, "logger": {"name": "csv"},
@@ -39,7 +39,7 @@ def test_hydra_exclude_keys_agree_with_the_identity_module():
     keys = train["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
     assert sorted(keys) == run_identity.dirname_exclude_keys(), (
         "conf/train.yaml's hydra.job.config.override_dirname.exclude_keys must equal "
-        "agebench.run_identity.dirname_exclude_keys()")
+        "agebench.results.run_identity.dirname_exclude_keys()")
     # the extra override keys only spell out leaves of operational subtrees: no identity decision of their own
     assert all(run_identity.covers(run_identity.OPERATIONAL, k) for k in run_identity.OPERATIONAL_OVERRIDES)
 
@@ -51,7 +51,7 @@ def test_declared_keys_exist_in_the_train_config():
     for path in run_identity.OPERATIONAL + run_identity.ENVIRONMENT:
         if path in absent_by_design:
             continue
-        assert get(cfg, path, MISSING) is not MISSING, f"{path} (agebench/run_identity.py) is not a train config key"
+        assert get(cfg, path, MISSING) is not MISSING, f"{path} (agebench/results/run_identity.py) is not a train config key"
 
 
 MISSING = object()

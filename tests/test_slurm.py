@@ -24,7 +24,7 @@ from agebench.sweeps.storage import FAIL_KIND, RETRY_OF, open_storage
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-AGEBENCH = [sys.executable, "-m", "agebench.cli"]
+AGEBENCH = [sys.executable, "-m", "agebench.cli.main"]
 # one fold of tiny synthetic faces: a trial trains in a few seconds on one core
 FAST = ["trainer=debug", "trainer.threads=1", "logger=none", "data.n_subjects=40", "data.images_per_subject=2",
         "data.image_size=48", "data.load_size=52", "protocol.n_folds=2", "profile.latency_iters=1"]
@@ -60,7 +60,7 @@ def slurm_cluster():
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A dir for the jobs (on one node the local filesystem is the shared one), with a prebuilt image cache."""
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
     from agebench.data.loading import load_dataset
 
     root = tmp_path_factory.mktemp("slurm")

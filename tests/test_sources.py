@@ -34,7 +34,8 @@ from agebench.data.sources.adience import parse_age, read_split_lists
 from agebench.data.sources.imdb_wiki import age_at_photo
 from agebench.errors import UserError
 from agebench.paths import conf_dir
-from agebench.tasks import build_tasks, targets_for
+from agebench.tasks.base import targets_for
+from agebench.tasks.factory import build_tasks
 
 
 def data_cfg(name: str, **overrides):

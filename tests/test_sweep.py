@@ -1,7 +1,7 @@
 """Optuna sweeps: search-space spelling, study yamls, the ask/tell worker (budget, failures, pruning,
 stale workers), storages, status/export, and real workers on synthetic data.
 
-Driver-logic tests replace `agebench.train.run_experiment` with a fake that writes run records in
+Driver-logic tests replace `agebench.training.experiment.run_experiment` with a fake that writes run records in
 milliseconds; the `slow` tests train for real (tiny synthetic data, trainer=debug) and start
 `agebench sweep` as subprocesses.
 """
@@ -31,7 +31,7 @@ from agebench.sweeps.space import parse_space
 from agebench.sweeps.storage import HEARTBEAT_ATTR, WORKER, heartbeat, journal_path, open_storage, worker_id
 from agebench.sweeps.study import count_trials, open_study
 
-AGEBENCH = [sys.executable, "-m", "agebench.cli"]
+AGEBENCH = [sys.executable, "-m", "agebench.cli.main"]
 # A trial in a few seconds: 80 tiny synthetic faces, 2 folds, 1 epoch of 2 batches.
 FAST = ["trainer=debug", "trainer.threads=1", "logger=none", "data.n_subjects=40", "data.images_per_subject=2",
         "data.image_size=48", "data.load_size=52", "protocol.n_folds=2", "profile.latency_iters=1"]
@@ -41,7 +41,7 @@ SHIPPED = sorted(p.stem for p in sweeps_dir().glob("*.yaml") if not p.name.start
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """One decoded-image cache for every real trial of the session (built once, before any worker)."""
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
     from agebench.data.loading import load_dataset
 
     path = tmp_path_factory.mktemp("cache")
@@ -102,7 +102,7 @@ def test_space_spellings_map_to_optuna_distributions():
     # sampled values come back as overrides that compose to the intended config
     overrides = space.overrides({"model.width": "[2,1]", "tasks.age.bins": "uniform:5", "loss.gamma": 0.25, "seed": 3})
     assert overrides == ["loss.gamma=0.25", "seed=3", "model.width=[2,1]", "tasks.age.bins=uniform\\:5"]
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
 
     cfg = compose_config(["tasks=age_gender", *overrides])
     assert list(cfg.model.width) == [2, 1] and cfg.tasks.age.bins == "uniform:5" and cfg.loss.gamma == 0.25
@@ -233,7 +233,7 @@ def test_storage_spellings(tmp_path):
 
 def fake_trainer(monkeypatch, value_of, n_folds=3, fail_if=None, calls=None):
     """Replace run_experiment: fold k of a trial scores value_of(cfg, k); fail_if(cfg) → a failed fold."""
-    import agebench.train
+    import agebench.training.experiment
 
     def run_experiment(cfg, output_dir, on_fold_end=None, extra_record=None, print_table=None):
         out = Path(output_dir)
@@ -251,7 +251,7 @@ def fake_trainer(monkeypatch, value_of, n_folds=3, fail_if=None, calls=None):
                 on_fold_end(fold, record)
         return {}
 
-    monkeypatch.setattr(agebench.train, "run_experiment", run_experiment)
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment", run_experiment)
 
 
 GAMMA_STUDY = """
@@ -388,12 +388,12 @@ def test_a_worker_waits_for_a_dead_workers_trial_instead_of_stopping_short(sweep
     """Another worker asks a trial and dies while this one runs its first; the budget is then spent but
     for that dead trial (heartbeat old but not yet stale, or no heartbeat at all, counted from its
     start): this worker waits for it to go stale and reruns it rather than stopping one trial short."""
-    import agebench.train
+    import agebench.training.experiment
 
     caplog.set_level(logging.INFO, logger="agebench.sweep")
     fake_trainer(monkeypatch, lambda cfg, k: cfg.loss.gamma)
     spec, user = study_spec(sweeps_env, tmp_path, n=3, extra=WAIT)
-    fake = agebench.train.run_experiment
+    fake = agebench.training.experiment.run_experiment
 
     def first_trial_meets_a_dying_worker(cfg, output_dir, extra_record=None, **kwargs):
         if extra_record["trial"] == 0:
@@ -402,7 +402,7 @@ def test_a_worker_waits_for_a_dead_workers_trial_instead_of_stopping_short(sweep
                 time.sleep(0.6)  # older than 2 × heartbeat_s, younger than stale_after_s
         return fake(cfg, output_dir, extra_record=extra_record, **kwargs)
 
-    monkeypatch.setattr(agebench.train, "run_experiment", first_trial_meets_a_dying_worker)
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment", first_trial_meets_a_dying_worker)
     t0 = time.time()
     tally = run_action(spec, "run", user, echo=lambda s: None)
     assert time.time() - t0 < 15
@@ -448,12 +448,12 @@ def test_the_wait_for_a_dead_trial_is_bounded(sweeps_env, tmp_path, monkeypatch,
 
 
 def test_an_interrupted_worker_requeues_its_trial(sweeps_env, tmp_path, monkeypatch):
-    import agebench.train
+    import agebench.training.experiment
 
     def interrupted(cfg, output_dir, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(agebench.train, "run_experiment", interrupted)
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment", interrupted)
     spec, user = study_spec(sweeps_env, tmp_path, n=2)
     with pytest.raises(StudyStopped, match="queued again") as err:
         run_action(spec, "run", user, echo=lambda s: None)
@@ -471,16 +471,15 @@ def test_an_interrupted_worker_requeues_its_trial(sweeps_env, tmp_path, monkeypa
 def test_a_signal_stops_a_worker_with_one_line(sweeps_env, tmp_path, monkeypatch, capsys, signum, between_folds):
     """A signal during a trial: the run inside says nothing (its "resume from last.ckpt" advice is wrong
     for a trial that is queued again as a new one), the worker says it once, and exits 128 + signal."""
-    import agebench.train
-    from agebench import signals
-
+    import agebench.training.experiment
+    from agebench.training import signals
     def stopped(cfg, output_dir, **kwargs):
         with signals.stop_on_signals():
             if between_folds:
                 raise signals.StopRequested(signum)
             raise signals.fold_stopped(signals.StopRequested(signum), 0, Path(output_dir) / "fold_0", 5)
 
-    monkeypatch.setattr(agebench.train, "run_experiment", stopped)
+    monkeypatch.setattr(agebench.training.experiment, "run_experiment", stopped)
     spec, user = study_spec(sweeps_env, tmp_path, n=2)
     with pytest.raises(StudyStopped) as err:
         run_action(spec, "run", user, echo=lambda s: None)
@@ -584,8 +583,8 @@ def test_real_multi_objective_study_with_a_failing_trial(sweeps_env, tmp_path, c
 
 def test_wandb_runs_are_grouped_by_study(tmp_path):
     pytest.importorskip("wandb")
-    from agebench.config import compose_config
-    from agebench.loggers import make_logger
+    from agebench.config.compose import compose_config
+    from agebench.training.loggers import make_logger
 
     cfg = compose_config(["logger=wandb", "logger.mode=disabled"])
     record = {"study": "lmtcnn_width", "trial": 7, "fold": 1, "dataset": "synthetic", "model": "lmtcnn",

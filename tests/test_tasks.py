@@ -12,8 +12,9 @@ from omegaconf import OmegaConf
 from agebench.data.binning import parse_bins
 from agebench.data.records import normalise
 from agebench.errors import UserError
-from agebench.module import loss_weights
-from agebench.tasks import AgeClassification, AgeRegression, Classification, build_tasks, targets_for
+from agebench.tasks.base import AgeClassification, AgeRegression, Classification, targets_for
+from agebench.tasks.factory import build_tasks
+from agebench.training.module import loss_weights
 
 
 def tasks_cfg(**kw):

@@ -1,6 +1,6 @@
 """Side-by-side jobs split the cores: the thread choice follows the joblib launcher's n_jobs,
 sweep.workers_per_node, the CPU affinity, the cgroup quota, SLURM_CPUS_PER_TASK, loader processes and
-the agebench runs live on the machine; trainer.threads overrides all of it (agebench/threads.py)."""
+the agebench runs live on the machine; trainer.threads overrides all of it (agebench/runtime/threads.py)."""
 
 import logging
 import os
@@ -11,11 +11,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from agebench import threads
-from agebench.config import compose_config
-from agebench.results import read_records
-from agebench.runtime import set_threads as run_hook  # what a run calls at its start
-from agebench.train import run_experiment
+from agebench.config.compose import compose_config
+from agebench.results.store import read_records
+from agebench.runtime import threads
+from agebench.runtime.process import set_threads as run_hook  # what a run calls at its start
+from agebench.training.experiment import run_experiment
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 EIGHT = set(range(8))
@@ -47,7 +47,7 @@ def joblib(monkeypatch, n_jobs):
 
 
 # ---------------------------------------------------------------------------------------------------
-# the hook agebench.train calls: before issue 17 it left torch's default unless trainer.threads was set
+# the hook agebench.training.command calls: before issue 17 it left torch's default unless trainer.threads was set
 
 @pytest.mark.parametrize("n_jobs, expected", [(1, 8), (2, 4), (3, 2), (8, 1), (16, 1), (-1, 1), (-5, 2)])
 def test_threads_follow_the_joblib_launchers_n_jobs(monkeypatch, n_jobs, expected):
@@ -131,8 +131,8 @@ def test_sweep_workers_per_node_reaches_the_trials(monkeypatch):
 
 
 def test_sweep_yaml_declares_workers_per_node():
+    from agebench.config.validation import validate_train_config
     from agebench.sweeps.source import compose_sweep_config
-    from agebench.validation import validate_train_config
 
     cfg = compose_sweep_config(["sweep=gamma", "sweep.workers_per_node=3"])
     assert cfg.sweep.workers_per_node == 3 and validate_train_config(cfg) == []
@@ -229,9 +229,9 @@ def test_run_logs_and_records_the_choice(monkeypatch, tiny_overrides, tmp_path, 
     monkeypatch.setenv(threads.JOBS_ENV, "2")
     expected = max(1, cores // 2)
     out = tmp_path / "run"
-    with caplog.at_level(logging.INFO, logger="agebench.threads"):
+    with caplog.at_level(logging.INFO, logger="agebench.runtime.threads"):
         run_experiment(compose_config([*tiny_overrides, "protocol.folds=[0]", f"output_dir={out}"]), str(out))
-    lines = [r.getMessage() for r in caplog.records if r.name == "agebench.threads"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "agebench.runtime.threads"]
     assert lines and lines[0].startswith(f"threads={expected} because ") and "AGEBENCH_JOBS_PER_NODE=2" in lines[0]
     (record,) = read_records(out / "results.jsonl")
     assert record["trainer"]["threads"] == expected

@@ -6,10 +6,10 @@ import os
 import pytest
 from omegaconf import OmegaConf
 
-from agebench.config import compose_config
+from agebench.config.compose import compose_config
 from agebench.errors import LeakageError, UserError
-from agebench.results import RECORD_FIELDS, read_records
-from agebench.train import run_experiment
+from agebench.results.store import RECORD_FIELDS, read_records
+from agebench.training.experiment import run_experiment
 
 
 def run(overrides, out):
@@ -68,7 +68,7 @@ def test_config_hash_ignores_how_a_run_executes():
     continue the same experiment; a different learning rate is a different one."""
     import copy
 
-    from agebench.provenance import config_hash
+    from agebench.results.provenance import config_hash
 
     cfg = compose_config(["trainer=debug"])
     base = OmegaConf.to_container(cfg, resolve=True)
@@ -202,7 +202,7 @@ def test_ddp_under_torchrun_writes_one_record_per_fold(tmp_path):
 
     out = tmp_path / "ddp"
     args = [a for a in TINY if not a.startswith("trainer=")]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "agebench.cli",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "agebench.cli.main",
            "train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
            "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.async_checkpoint=false", *args,
            "protocol.folds=[0]", f"output_dir={out}"]

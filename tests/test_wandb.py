@@ -24,8 +24,8 @@ def _offline_runs(root: Path) -> list[Path]:
 
 
 def test_make_logger_puts_tasks_variant_study_and_trial_in_the_run_config(tmp_path):
-    from agebench.config import compose_config
-    from agebench.loggers import make_logger
+    from agebench.config.compose import compose_config
+    from agebench.training.loggers import make_logger
 
     cfg = compose_config(["logger=wandb", "logger.mode=disabled", "tasks=age_gender"])
     cfg_dict = {"tasks": {"names": ["age", "gender"]}, "hydra": {"x": 1}}

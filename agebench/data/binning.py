@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agebench.errors import UserError
+from agebench.results.age_intervals import assign_intervals, interval_labels
 
 ADIENCE8 = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
 FAIRFACE9 = ((0, 2), (3, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 100))
@@ -34,18 +35,11 @@ class AgeBins:
 
     @property
     def labels(self) -> list[str]:
-        return [f"{lo:g}-{hi:g}" for lo, hi in self.intervals]
+        return interval_labels(self.intervals)
 
     def assign(self, ages: np.ndarray) -> np.ndarray:
-        """Bin index per age (int64); NaN ages give -1."""
-        ages = np.asarray(ages, dtype=np.float64)
-        lo = np.array([a for a, _ in self.intervals])
-        hi = np.array([b for _, b in self.intervals])
-        # distance to each interval: 0 inside it, else the gap to its nearer end
-        dist = np.maximum(lo[None, :] - ages[:, None], 0) + np.maximum(ages[:, None] - hi[None, :], 0)
-        index = dist.argmin(axis=1).astype(np.int64)
-        index[np.isnan(ages)] = -1
-        return index
+        """Bin index per age (int64): the interval holding it, else the nearest one; NaN ages give -1."""
+        return assign_intervals(ages, self.intervals)
 
 
 def parse_bins(spec, age_range=(0.0, 80.0)) -> AgeBins:

@@ -159,7 +159,7 @@ class _Decoder:
                 array[i] = image
 
         if n:
-            from agebench.progress import counted_work  # a bar on a terminal, start/end lines else
+            from agebench.runtime.progress import counted_work  # a bar on a terminal, start/end lines else
 
             with counted_work(n, "decoding", "decoded", f"images into the cache ({s}×{s})") as advance, \
                     ThreadPoolExecutor(max_workers=decode_workers(n)) as pool:

@@ -7,12 +7,12 @@ agebench.data.records). A run then keeps the rows its tasks can use:
   every task of the run. This is the Levi–Hassner / LMTCNN protocol on Adience: with tasks=age_gender
   a row needs a canonical age group *and* gender m/f, which reproduces seed 000's Table 2.
 * `require="any"` (multi-source default, `data.allow_missing_labels: true`): a row needs a label for at least one task; the tasks whose
-  label it lacks mask it out of their loss and metrics (agebench.tasks), never fill it.
+  label it lacks mask it out of their loss and metrics (agebench.tasks.base), never fill it.
 
 A task whose label no record carries at all is a user error (the dataset cannot train it).
 
 `has_label` is THE rule for "does this row carry a label for this task?": training (`rows_for_run`),
-evaluation, `agebench data summary` and `agebench.tasks.missing_tasks` all read it, so the seed-000
+evaluation, `agebench data summary` and `agebench.tasks.base.missing_tasks` all read it, so the seed-000
 Table 2 counts tested through `rows_for_run` are the rows training uses.
 """
 

@@ -9,7 +9,6 @@ With format=json only the JSON document goes to stdout (warnings go to stderr).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pandas as pd
 
 from agebench.data.filtering import dropped_for_tasks, label_mask, require_from_cfg
 from agebench.data.sources import get_source
-from agebench.errors import UserError
 
 EXAMPLES = 3
 GENDER_NAMES = ("male", "female")
@@ -244,16 +242,3 @@ def format_summary(result: dict) -> str:
     if result.get("plot"):
         lines.append(f"plot written to {result['plot']}")
     return "\n".join(lines)
-
-
-def summary_command(cfg) -> None:
-    """Hydra task function of `agebench data summary` (root config conf/data_summary.yaml)."""
-    fmt = str(cfg.get("format", "table"))
-    if fmt not in ("table", "json"):
-        raise UserError(f"format={fmt!r}; use table or json")
-    result = summarise_dataset(cfg.data, list(cfg.tasks.names), plot=cfg.get("plot"),
-                               check_images=bool(cfg.get("check_images", True)))
-    if fmt == "json":
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_summary(result))

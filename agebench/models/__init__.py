@@ -9,6 +9,10 @@ every architecture family (one file each):
 | multibranch                             | multibranch.py       | 004 |
 | timm (any timm backbone)                | timm_backbone.py     | 001 (Xception), 002 (EfficientNet) |
 
+Beside the families: `registry` (named entry points), `heads` (the `HeadSpec` a model sees for each task,
+and the shared multi-task net), `layers` (LRN, clamped pooling) and `profile` (params, GMACs, size and
+latency of a model: every run record's cost fields).
+
 Every model maps an (N, 3, H, W) float batch to a dict of raw outputs keyed by task name; a model may
 add auxiliary outputs under "<task>:<tag>" and weights for them in `model.aux_loss_weights`.
 """

@@ -10,7 +10,7 @@ Per-task overrides go in `heads.<task>` (same keys as `head`).
 What a model knows of a task is its `HeadSpec`: the name, the number of outputs, how those outputs
 read (for ensembling) and, where the method needs one, its own last layer (CORAL's one shared weight
 vector + K − 1 biases). The caller passes specs, or objects with a `head_spec()` method (the tasks of
-`agebench.tasks` have one); `head_specs` turns either into specs, so no model imports the task code.
+`agebench.tasks.base` have one); `head_specs` turns either into specs, so no model imports the task code.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class HeadSpec:
 
 
 def head_specs(tasks: Iterable) -> list[HeadSpec]:
-    """HeadSpecs from specs or from objects with a `head_spec()` method (e.g. agebench.tasks' tasks)."""
+    """HeadSpecs from specs or from objects with a `head_spec()` method (e.g. agebench.tasks.base' tasks)."""
     specs = []
     for t in tasks:
         spec = t if isinstance(t, HeadSpec) else t.head_spec()

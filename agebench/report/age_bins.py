@@ -2,7 +2,7 @@
 bins' intervals for confusion-matrix labels and for binning a regression head's predictions.
 
 A run record's `age_bins` is `{"name", "edges" ([lo, hi] per bin, in years), "num_bins"}` (None without a
-binned age task; agebench/run_record.py writes it). Records written before that hold the name alone
+binned age task; agebench/training/run_record.py writes it). Records written before that hold the name alone
 ("adience8", "uniform:5"): they still group by that name and still count their classes through
 `legacy_num_bins` (so older result directories keep their granularity plots), but carry no intervals,
 so their confusion matrices label classes by index and a regression head's predictions in years are
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agebench.age_intervals import assign_intervals, interval_labels
 from agebench.report.canon import get
+from agebench.results.age_intervals import assign_intervals, interval_labels
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The report's one import for that path, so callers (recipes, regress, tests) need not know its seams:
 `canon` (canonical identity values), `age_bins` (a record's bins), `frame` (records → rows, identity
-columns from agebench.run_identity), `filters` (`key: value` selection), `groups` (configurations).
+columns from agebench.results.run_identity), `filters` (`key: value` selection), `groups` (configurations).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`agebench report … breakdown=age|gender|race`: per-group error tables and the bias-vs-age plot.
 
-Each fold's run record carries `breakdown` (agebench.breakdown): per age decade, gender and race, the
+Each fold's run record carries `breakdown` (agebench.results.breakdown): per age decade, gender and race, the
 group's face count and its metrics. Per configuration this module tabulates each group's fold mean ±
 std (sample std over the folds that have the group), the mean face count per fold, and an `all` row
 with the configuration's whole-test-set metrics, so the groups can be checked against the whole.
@@ -15,11 +15,11 @@ import math
 
 import numpy as np
 
-from agebench import metrics as registry
-from agebench.breakdown import ATTRIBUTES, bucket_sort_key
 from agebench.errors import UserError
 from agebench.report.aggregate import Group
 from agebench.report.tables import Cell, Plot, Table, number_cell, stat_cell
+from agebench.results import metrics as registry
+from agebench.results.breakdown import ATTRIBUTES, bucket_sort_key
 
 
 def fold_groups(group: Group, attribute: str) -> dict[str, dict[str, dict]]:

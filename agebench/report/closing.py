@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from agebench import metrics as metric_registry
 from agebench.report.stats import Paired, compare_single_multi
+from agebench.results import metrics as metric_registry
 
 ANSWER_METRICS = ("age/top1",)  # the one-sentence answer; the table carries MAE and the rest
 _WORDS = {"age/top1": ("age top-1", 100.0, " points"), "age/mae": ("age MAE", 1.0, " years")}
@@ -35,7 +35,7 @@ def answer_sentence(result: Paired, multi: str, single: str, alpha: float = 0.05
     tail = f"(Δ = {d:+.2f}{unit}, {conf}% CI {low:.2f}..{high:.2f}), paired t-test p = {_p(result.p_t)} ({result.n} folds)."
     if result.p_t >= alpha:
         return f"No significant difference: {multi} vs {single} on {name} {tail}"
-    better = metric_registry.improves(result.mean_multi, result.mean_single, result.metric)  # agebench.metrics
+    better = metric_registry.improves(result.mean_multi, result.mean_single, result.metric)  # agebench.results.metrics
     verb = "improves" if better else "worsens"
     return (f"{multi} {verb} {name} by {abs(d):.2f}{unit} ({conf}% CI {low:.2f}..{high:.2f}), "
             f"paired t-test p = {_p(result.p_t)} ({result.n} folds).")
@@ -46,7 +46,7 @@ def _p(p: float) -> str:
 
 
 def closing_text(output_dir: str | Path, recipe: str, confidence: float = 0.95) -> str:
-    from agebench.report import build_document
+    from agebench.report.document import build_document
     from agebench.report.tables import render
 
     cfg = OmegaConf.create({"runs": str(output_dir), "table": recipe, "format": "md", "percent": True,

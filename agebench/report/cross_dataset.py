@@ -16,9 +16,7 @@ import numpy as np
 
 from agebench.report.recipes import Options, metric_label, primary_metric
 from agebench.report.tables import Cell, Table, stat_cell
-from agebench.results import find_result_files, read_records
-
-EVALS_FILE = "evals.jsonl"  # written by agebench.evaluate (the report reads files, not training code)
+from agebench.results.store import EVALS_FILE, find_result_files, read_records
 
 
 def find_eval_files(runs) -> list[Path]:

@@ -2,7 +2,7 @@
 fields, costs and metrics.
 
 A record's identity is its top-level identity fields (dataset, model, task-set, age bins, loss, seed, …)
-plus every value of its resolved `config` except the paths agebench.run_identity keeps out of the
+plus every value of its resolved `config` except the paths agebench.results.run_identity keeps out of the
 grouping (where and how a run executed). Records that share an identity are one configuration's folds
 (agebench.report.groups).
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agebench import run_identity
 from agebench.errors import UserError
 from agebench.report.age_bins import age_classes, bins_name
 from agebench.report.canon import canon, canon_tasks, flatten, get
-from agebench.results import RESULTS_FILE, find_result_files, read_records
+from agebench.results import run_identity
+from agebench.results.store import RESULTS_FILE, find_result_files, read_records
 
 # Top-level identity fields of a run record, in display order.
 IDENTITY_FIELDS = tuple(run_identity.RECORD_FIELDS)
@@ -174,9 +174,8 @@ def metric_names(frame: pd.DataFrame) -> list[str]:
 
 
 def metric_sort_key(name: str) -> tuple:
-    """age before gender before race, then the order the metric registry declares (agebench.metrics)."""
-    from agebench import metrics as registry
-
+    """age before gender before race, then the order the metric registry declares (agebench.results.metrics)."""
+    from agebench.results import metrics as registry
     return registry.sort_key(name)
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agebench.metrics import headline
 from agebench.report.age_bins import record_bins
 from agebench.report.figures import png_bytes, pyplot
 from agebench.report.groups import Group
 from agebench.report.tables import Plot
+from agebench.results.metrics import headline
 
 
 def _slug(text: str) -> str:

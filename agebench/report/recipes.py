@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from agebench import metrics as registry
 from agebench.errors import UserError
 from agebench.report import aggregate as agg
 from agebench.report.aggregate import Group
@@ -27,6 +26,7 @@ from agebench.report.recipe_schema import (
 )
 from agebench.report.stats import Comparison, compare_single_multi, delta_text, format_p
 from agebench.report.tables import INCOMPLETE_MARK, Cell, Table, number_cell, stat_cell
+from agebench.results import metrics as registry
 
 # the recipe schema is re-exported: callers load and run a recipe through this one module
 __all__ = ["ColSpec", "Options", "Recipe", "RowSpec", "available_recipes", "default_tables", "load_recipe",

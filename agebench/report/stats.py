@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agebench import metrics as registry
-from agebench import run_identity
 from agebench.report.frame import metric_sort_key
 from agebench.report.groups import Group
+from agebench.results import metrics as registry
+from agebench.results import run_identity
 
 
 def pair_free_column(column: str) -> bool:
-    """May the two sides of a pair differ in this identity column? (agebench.run_identity.pair_free: the
+    """May the two sides of a pair differ in this identity column? (agebench.results.run_identity.pair_free: the
     labels and the task-set; a top-level field counts as the config path it repeats)"""
     free = run_identity.pair_free()
     if column.startswith("config."):
@@ -35,7 +35,7 @@ def pair_free_column(column: str) -> bool:
 
 
 def lower_is_better(metric: str) -> bool:
-    """From the metric registry (agebench.metrics), the one place directions are declared."""
+    """From the metric registry (agebench.results.metrics), the one place directions are declared."""
     return registry.lower_is_better(metric)
 
 

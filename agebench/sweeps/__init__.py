@@ -11,6 +11,9 @@
 * `driver`  — the ask/tell worker loop: budget, dead workers' trials, grid duplicates, interrupts;
 * `trial`   — one trial: compose its config, run its folds, report per-fold values (pruning);
 * `status`  — `action=status` (trials by state, best / Pareto set, importances) and `action=export`;
+* `trial_lines` — one progress line per finished trial; `worker_errors` — why a worker stopped, kept in
+  the study; `hints` — the follow-up commands a message suggests, with the user's own overrides;
+  `dashboard` — `action=dashboard`, optuna-dashboard on the study's storage;
 * `command` — the `agebench sweep` command (`sweep_command`) and the functions tests and notebooks
   call directly (`load_spec`, `run_action`, `check`, `multirun_command`).
 """

@@ -13,11 +13,11 @@ import shlex
 
 from omegaconf import DictConfig
 
+from agebench.config.validation import check_train_config
 from agebench.errors import UserError
+from agebench.runtime.threads import share_node
 from agebench.sweeps.source import compose_sweep_config, forwarded_overrides, register
 from agebench.sweeps.spec import SweepSpec
-from agebench.threads import share_node
-from agebench.validation import check_train_config
 
 # The `sweep` config group and the `agebench.pid` resolver must exist before Hydra composes
 # conf/sweep.yaml; the CLI imports this module first.
@@ -30,7 +30,7 @@ ACTIONS = ("run", "status", "export", "check", "command", "dashboard", "retry_fa
 
 def sweep_command(cfg: DictConfig):
     """Hydra task function behind `agebench sweep`."""
-    from agebench.config import hydra_task_overrides
+    from agebench.config.compose import hydra_task_overrides
 
     action = str(cfg.get("action", "run"))
     if action not in ACTIONS:
@@ -44,7 +44,7 @@ def sweep_command(cfg: DictConfig):
             worker_errors.record_for(cfg.sweep, str(err))  # action=status shows it
         raise
     spec = SweepSpec(cfg.sweep)
-    share_node(cfg.sweep.get("workers_per_node"))  # its trials split the node's cores (agebench/threads.py)
+    share_node(cfg.sweep.get("workers_per_node"))  # its trials split the node's cores (agebench/runtime/threads.py)
     if action == "dashboard":
         from agebench.sweeps.dashboard import serve_dashboard
 
@@ -95,9 +95,9 @@ def check(spec: SweepSpec, user_overrides: list[str]) -> list[str]:
     """Validate a study without running it: sampler and pruner build, the base config composes with
     every choice (and both ends of every range) of every parameter, and each objective's task is
     one the trial trains. Raises UserError on the first problem; returns a short report."""
-    from agebench.config import compose_checked
-    from agebench.tasks import build_tasks
-    from agebench.validation import validate_train_config
+    from agebench.config.compose import compose_checked
+    from agebench.config.validation import validate_train_config
+    from agebench.tasks.factory import build_tasks
 
     spec.make_sampler()
     spec.make_pruner()

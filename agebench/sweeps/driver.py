@@ -2,7 +2,7 @@
 
 A worker opens (or creates) the study in `sweep.storage`, then repeats until the study's budget is
 spent: fail trials whose worker died (no heartbeat), count the budget, ask for a trial, compose its
-config, run its folds with `agebench.train.run_experiment` and tell Optuna the fold mean of each
+config, run its folds with `agebench.training.experiment.run_experiment` and tell Optuna the fold mean of each
 objective. Any number of workers, on one machine or many, may run this loop on the same storage.
 
 * **Budget.** `sweep.n_trials` counts the study's COMPLETE, PRUNED and FAIL trials plus the RUNNING
@@ -34,7 +34,8 @@ import time
 import traceback
 from contextlib import contextmanager
 
-from agebench import preflight, signals
+from agebench.config import preflight
+from agebench.config.validation import check_train_config
 from agebench.errors import UserError
 from agebench.sweeps.hints import sweep_hint
 from agebench.sweeps.spec import SweepSpec
@@ -55,7 +56,7 @@ from agebench.sweeps.storage import (
 from agebench.sweeps.study import TRIAL_DIR, Counts, count_trials, open_study
 from agebench.sweeps.trial import TrialFailed, run_trial  # driver.run_trial: tests replace it here
 from agebench.sweeps.trial_lines import report_trial
-from agebench.validation import check_train_config
+from agebench.training import signals
 
 log = logging.getLogger("agebench.sweep")
 
@@ -249,7 +250,7 @@ def _state_text(counts: Counts) -> str:
 
 def _check_composes(spec: SweepSpec, user_overrides) -> None:
     """Fail before any trial when the base config + the user's overrides do not compose."""
-    from agebench.config import compose_checked
+    from agebench.config.compose import compose_checked
 
     try:
         cfg = compose_checked(spec.trial_overrides(user_overrides, {}, None))

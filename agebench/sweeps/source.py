@@ -131,7 +131,7 @@ def register() -> None:
 
 def compose_sweep_config(overrides: Iterable[str]) -> DictConfig:
     """Compose `conf/sweep.yaml` (with its `sweep=<name>` study) outside the command line."""
-    from agebench.config import compose_config
+    from agebench.config.compose import compose_config
 
     register()
     return compose_config(list(overrides), config_name="sweep")
@@ -170,8 +170,3 @@ def merge_overrides(*lists: Iterable[str]) -> list[str]:
             merged.pop(key, None)
             merged[key] = override
     return list(merged.values())
-
-
-def quote(value: str) -> str:
-    """A string as a quoted Hydra override value (paths with spaces, colons, equals signs...)."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

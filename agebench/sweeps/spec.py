@@ -9,9 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from agebench import metrics as metric_registry
+from agebench.config.compose import quote
 from agebench.errors import UserError
-from agebench.sweeps.source import merge_overrides, quote
+from agebench.results import metrics as metric_registry
+from agebench.sweeps.source import merge_overrides
 from agebench.sweeps.space import SearchSpace, parse_space
 
 DIRECTIONS = {"maximize": "maximize", "max": "maximize", "minimize": "minimize", "min": "minimize"}
@@ -92,14 +93,14 @@ class SweepSpec:
         out = []
         for metric, direction in spec.items():
             name = str(metric).removeprefix("metrics.")
-            # auto (or null): the direction agebench.metrics declares for this metric
+            # auto (or null): the direction agebench.results.metrics declares for this metric
             d = metric_registry.goal(name) if direction in (None, "auto") else DIRECTIONS.get(str(direction).lower())
             if d is None:
                 raise UserError(f"sweep.objectives.{metric}={direction!r}: use maximize, minimize or auto")
             declared = metric_registry.spec(name)
             if declared is not None and declared.direction != metric_registry.ZERO and d != metric_registry.goal(name):
                 raise UserError(f"sweep.objectives.{metric}={direction}: {name} is {declared.direction}-is-better "
-                                f"(agebench.metrics); use {metric_registry.goal(name)} or auto")
+                                f"(agebench.results.metrics); use {metric_registry.goal(name)} or auto")
             if not (TASK_METRIC.match(name) or name in RECORD_OBJECTIVES):
                 raise UserError(f"sweep.objectives: {metric!r} is neither a task metric (age/top1, gender/acc, "
                                 f"race/acc, age/mae, ...) nor a run-record field ({', '.join(RECORD_OBJECTIVES)})")

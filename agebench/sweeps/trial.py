@@ -28,9 +28,9 @@ def run_trial(spec: SweepSpec, trial, params: dict, user_overrides: list[str]) -
     """Run one trial's folds; returns the fold mean of each objective or raises TrialFailed/TrialPruned."""
     import optuna
 
-    from agebench.config import compose_checked
-    from agebench.results import RESULTS_FILE, read_records
-    from agebench.train import run_experiment
+    from agebench.config.compose import compose_checked
+    from agebench.results.store import RESULTS_FILE, read_records
+    from agebench.training import experiment  # looked up at call time: tests replace run_experiment
 
     out = spec.trial_dir(trial.number)
     overrides = spec.trial_overrides(user_overrides, params, out)
@@ -60,7 +60,7 @@ def run_trial(spec: SweepSpec, trial, params: dict, user_overrides: list[str]) -
                 raise optuna.TrialPruned(f"running mean {first.metric}={seen[-1]:.4g} after fold {fold}")
 
     t0 = time.perf_counter()
-    run_experiment(cfg, str(out), on_fold_end=on_fold_end, extra_record=extra, print_table=False)
+    experiment.run_experiment(cfg, str(out), on_fold_end=on_fold_end, extra_record=extra, print_table=False)
     records = [r for r in read_records(out / RESULTS_FILE)
                if r.get("study") == spec.study_name and r.get("trial") == trial.number]
     bad = [r for r in records if r.get("status") != "ok"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agebench import progress
+from agebench.runtime import progress
 
 
 def _values_text(names: list[str], values) -> str:

@@ -128,7 +128,9 @@ def generate_labels(spec: SyntheticSpec) -> pd.DataFrame:
 
 
 def _generate(spec: SyntheticSpec, batch_size: int, workers: int | None = 1) -> tuple[np.ndarray, pd.DataFrame]:
-    from agebench.progress import counted_work  # a bar with counts on a terminal, start/end lines otherwise
+    from agebench.runtime.progress import (
+        counted_work,  # a bar with counts on a terminal, start/end lines otherwise
+    )
 
     subjects = draw_subjects(spec)
     params = draw_images(spec, subjects)

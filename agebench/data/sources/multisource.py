@@ -11,7 +11,7 @@ The records of all sources are concatenated with:
 
 * `source` = the tag, `subject` = "<tag>:<subject>" (ids of different datasets never collide),
 * `image` = the absolute image path (each source's own root), so one cache entry covers them all,
-* labels a source does not carry left missing (-1 / NaN): agebench.tasks masks those rows out of that
+* labels a source does not carry left missing (-1 / NaN): agebench.tasks.base masks those rows out of that
   task's loss and metrics, never fills them. `data.allow_missing_labels: true` keeps a row that has a label
   for at least one of the run's tasks.
 

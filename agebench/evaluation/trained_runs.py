@@ -1,0 +1,99 @@
+"""A trained run on disk, as `agebench eval` and `agebench export` read it: which fold checkpoints a
+`ckpt=` argument names, the run's own saved config, and its weights loaded tensors-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from agebench.errors import UserError
+from agebench.results.store import RESULTS_FILE, read_records
+
+
+@dataclass
+class TrainedFold:
+    """One trained model of a run: its fold's run record and best checkpoint."""
+
+    run_dir: Path
+    record: dict
+    checkpoint: Path
+
+    @property
+    def fold(self) -> int:
+        return int(self.record["fold"])
+
+
+def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
+    """(run dir, trained folds) for `ckpt=`: a checkpoint file, a fold dir or a run dir."""
+    path = Path(str(ckpt)).expanduser()
+    if not path.exists():
+        raise UserError(f"ckpt={ckpt} does not exist; point it at a run dir (with {RESULTS_FILE}), "
+                        f"a fold_<k>/ dir or a fold's checkpoints/best.ckpt")
+    if path.is_file():
+        fold_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        run_dir, wanted_fold, wanted_file = fold_dir.parent, _fold_of(fold_dir), path.resolve()
+    elif (path / RESULTS_FILE).exists():
+        run_dir, wanted_fold, wanted_file = path, None, None
+    elif path.name.startswith("fold_") and (path.parent / RESULTS_FILE).exists():
+        run_dir, wanted_fold, wanted_file = path.parent, _fold_of(path), None
+    else:
+        inner = sorted(str(p.parent) for p in path.glob(f"*/{RESULTS_FILE}"))
+        hint = f" (it holds runs: {', '.join(inner[:4])})" if inner else ""
+        raise UserError(f"ckpt={ckpt} is neither a checkpoint file nor a run dir with {RESULTS_FILE}{hint}; "
+                        f"point ckpt= at one run")
+    records = [r for r in read_records(run_dir / RESULTS_FILE) if r.get("status") == "ok" and r.get("kind") != "eval"]
+    if wanted_fold is not None:
+        records = [r for r in records if int(r["fold"]) == wanted_fold]
+    if folds is not None:
+        records = [r for r in records if int(r["fold"]) in {int(f) for f in folds}]
+    if not records:
+        raise UserError(f"{run_dir / RESULTS_FILE} holds no finished fold"
+                        + (f" {wanted_fold}" if wanted_fold is not None else "")
+                        + (f" among eval.folds={list(folds)}" if folds is not None else "")
+                        + "; evaluate a run whose folds finished (status ok)")
+    found = []
+    for record in sorted(records, key=lambda r: int(r["fold"])):
+        file = wanted_file or (run_dir / str(record.get("checkpoint") or f"fold_{record['fold']}/checkpoints/best.ckpt"))
+        if not Path(file).exists():
+            raise UserError(f"fold {record['fold']}'s checkpoint {file} is missing; rerun `agebench train` with "
+                            f"output_dir={run_dir} to recreate it, or evaluate another fold (eval.folds=...)")
+        found.append(TrainedFold(run_dir, record, Path(file)))
+    return run_dir, found
+
+
+def _fold_of(fold_dir: Path) -> int:
+    try:
+        return int(fold_dir.name.split("_", 1)[1])
+    except (IndexError, ValueError):
+        raise UserError(f"{fold_dir} is not a fold dir (fold_<k>/) of an agebench run; point ckpt= at "
+                        f"<run>/fold_<k>/checkpoints/best.ckpt or at the run dir") from None
+
+
+def run_config(run_dir: Path, record: dict) -> DictConfig:
+    """The run's own resolved config: `<run>/config.yaml`, else the copy inside its run record."""
+    saved = run_dir / "config.yaml"
+    cfg = OmegaConf.load(saved) if saved.exists() else OmegaConf.create(record.get("config") or {})
+    if "model" not in cfg or "tasks" not in cfg or "data" not in cfg:
+        raise UserError(f"{run_dir} has no usable config.yaml (and its run record no config); it was not "
+                        f"written by `agebench train`")
+    return cfg
+
+
+def load_weights(module, checkpoint: Path) -> None:
+    """The checkpoint's weights into the LightningModule (`weights_only=True`: tensors only)."""
+    import torch
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                        f"it is not an agebench best.ckpt/last.ckpt") from None
+    weights = state.get("state_dict", state)
+    # a compiled model (trainer.compile) saves its weights under `model._orig_mod.`
+    weights = {k.replace("model._orig_mod.", "model.", 1): v for k, v in weights.items()}
+    missing, unexpected = module.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise UserError(f"checkpoint {checkpoint} does not fit the model its run config builds "
+                        f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was config.yaml edited?")
