@@ -32,7 +32,8 @@ def test_every_key_of_every_config_file_is_parsed(path):
     assert want <= got | {w for w in want if any(w.startswith(g + ".") for g in got)}, path
 
 
-def test_train_help_describes_groups_choices_and_keys(capsys):
+def test_train_help_describes_groups_choices_and_keys(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")  # the help fits the terminal: a narrow one (xdist's 80) cuts descriptions
     out = help_of(capsys, "train")
     assert "== Config ==" not in out  # not Hydra's dump
     assert "\n  model\n" in out and "*lmtcnn" in out and "efficientnet_b4" in out  # a group, its default and choices

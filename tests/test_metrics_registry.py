@@ -58,9 +58,12 @@ def test_a_trained_records_metrics_and_breakdown_are_all_declared(tiny_overrides
     (record,) = read_records(out / "results.jsonl")
     names = set(record["metrics"]) | set(record["val_metrics"])
     names |= {k for row in record["history"] for k in row if k != "epoch"}
-    names |= {m for groups in record["breakdown"].values() for g in groups.values() for m in g if m != "n"}
-    assert {"age/cs3", "age/cs5", "age/bias", "race/acc"} <= names
-    assert set(record["breakdown"]) == {"age", "gender", "race"}
+    names |= {m for groups in record["breakdown"].values() for g in groups.values() for m in g if m not in ("n", "se")}
+    errors = {m for groups in record["breakdown"].values() for g in groups.values() for m in g.get("se", {})}
+    assert errors and errors <= names  # every group metric has its bootstrap standard error
+    assert {"age/cs3", "age/cs5", "age/bias", "race/acc", "age/aurc", "age/ece", "gender/ece", "race/ece"} <= names
+    assert set(record["breakdown"]) == {"age", "gender", "race"}  # gender×race cells of < 30 faces are left out
+    assert set(record["calibration"]) == {"age", "gender", "race"}
     assert [n for n in names if not registry.is_declared(n)] == []
 
 

@@ -23,7 +23,7 @@ def test_quickstart_learns_age_and_gender(cli, tmp_path):
 
 def test_quickstart_ends_with_the_paired_answer_and_where_to_look(cli, tmp_path):
     """A tiny quickstart (3 folds of a few faces): the closing lines are the report's table, one answer
-    with Δ, its CI and the paired t-test p, the output directory and the `agebench report` command."""
+    with Δ, its CI and the corrected t-test p (the plain one beside it), the output directory and the `agebench report` command."""
     import re
 
     from conftest import TINY
@@ -34,9 +34,13 @@ def test_quickstart_ends_with_the_paired_answer_and_where_to_look(cli, tmp_path)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     answer = next(i for i, line in enumerate(lines) if line.startswith("Answer: "))
     assert len(lines) - answer <= 5, lines[answer:]  # the answer sits at the very end
-    assert re.fullmatch(r"Answer: (age\+gender (improves|worsens) age top-1 by \d+\.\d\d points \(95% CI -?\d+\.\d\d\.\.-?\d+\.\d\d\)"
-                        r"|No significant difference: age\+gender vs age on age top-1 \(Δ = [+-]\d+\.\d\d points, "
-                        r"95% CI -?\d+\.\d\d\.\.-?\d+\.\d\d\)), paired t-test p = (<0\.001|\d\.\d{3}) \(3 folds\)\.",
+    p = r"(<0\.001|\d\.\d{3})"
+    test = rf"corrected resampled t-test p = {p} \(3 folds; plain paired t-test p = {p}\)"
+    bayes = r"( P\(better / equivalent within ±1\.00 points / worse\) = \d\.\d\d / \d\.\d\d / \d\.\d\d\.)?"
+    ci = r"95% CI -?\d+\.\d\d\.\.-?\d+\.\d\d"
+    assert re.fullmatch(rf"Answer: (age\+gender (improves|worsens) age top-1 by \d+\.\d\d points \({ci}\), {test}\."
+                        rf"|No significant difference: age\+gender vs age on age top-1 \(Δ = [+-]\d+\.\d\d points, {ci}\), "
+                        rf"{test}(; this run detects \|Δ\| ≥ \d+\.\d\d points \(power 0\.8\))?\.){bayes}",
                         lines[answer]), lines[answer]
     assert f"Output directory: {out}" in lines[answer:]
     assert any(line.endswith(f"agebench report runs={out} table=quickstart") for line in lines[answer:])

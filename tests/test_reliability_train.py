@@ -254,10 +254,20 @@ def test_a_fold_finished_meanwhile_by_another_process_is_not_retrained(tmp_path)
     from agebench.results.store import append_record
     from agebench.training.experiment import claim_fold as _claim_fold
 
+    import numpy as np
+
+    from agebench.data.protocols import Fold
+
+    def fold(k, repeat=0):
+        return Fold(k, np.arange(0), np.arange(0), np.arange(0), repeat=repeat)
+
     out = tmp_path / "run"
     append_record(out / "results.jsonl", make_record(fold=0))
-    assert _claim_fold(out, 0, out / "results.jsonl", None) is None
-    claim = _claim_fold(out, 1, out / "results.jsonl", None)
+    assert _claim_fold(out, fold(0), out / "results.jsonl", None) is None
+    other_repeat = _claim_fold(out, fold(0, repeat=1), out / "results.jsonl", None)  # (repeat, fold) is the key
+    assert other_repeat is not None and (out / "repeat_1" / "fold_0").is_dir()
+    other_repeat.release()
+    claim = _claim_fold(out, fold(1), out / "results.jsonl", None)
     assert claim is not None
     claim.release()
 

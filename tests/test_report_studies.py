@@ -52,12 +52,19 @@ def test_coupling_points_are_the_paired_t_test_per_knob_value_and_seed(tmp_path)
     assert kinds == ["coupling"]
     points = coupling_points(groups)
     assert len(points) == 4 and len({p.series for p in points}) == 2  # one series per dataset seed
-    for p in points:
+    from statsmodels.stats.multitest import multipletests
+
+    corrected = {}
+    for p in points:  # the corrected resampled t-test (ρ = 1/4 over 5 folds): CI and p
         diff = np.array(GAIN[p.x])
-        half = sps.t.ppf(0.975, 4) * diff.std(ddof=1) / math.sqrt(5)
+        se = math.sqrt((1 / 5 + 1 / 4) * diff.var(ddof=1))
+        half = sps.t.ppf(0.975, 4) * se
         assert p.mean == pytest.approx(diff.mean()) and p.n == 5
         assert (p.low, p.high) == (pytest.approx(diff.mean() - half), pytest.approx(diff.mean() + half))
-        assert p.p == pytest.approx(sps.ttest_rel(np.add(SINGLE, diff), SINGLE).pvalue)
+        corrected[p.x] = 2 * sps.t.sf(abs(diff.mean()) / se, 4)
+    # the study's four comparisons form one family: Holm over the corrected p
+    holm = multipletests([corrected[p.x] for p in points], method="holm")[1]
+    assert [p.p for p in points] == pytest.approx(list(holm))
     at0, at1 = [p for p in points if p.x == 0.0], [p for p in points if p.x == 1.0]
     assert all(p.low < 0 < p.high for p in at0) and all(p.low > 0 and p.p < 0.05 for p in at1)
     plots, notes = make_plots(groups, [], kinds)
@@ -100,10 +107,16 @@ def test_answer_sentence_reports_delta_ci_and_p_or_no_difference():
     better = paired_test(dict(enumerate(SINGLE)), dict(enumerate(np.add(SINGLE, GAIN[1.0]))), "age/top1")
     text = answer_sentence(better, "age+gender", "age")
     assert text.startswith("age+gender improves age top-1 by 5.10 points (95% CI ")
-    assert f"{better.ci_low * 100:.2f}..{better.ci_high * 100:.2f}" in text and better.p_t < 0.001
-    assert text.endswith("paired t-test p = <0.001 (5 folds).")
+    assert f"{better.ci_low * 100:.2f}..{better.ci_high * 100:.2f}" in text and better.p < 0.05
+    assert better.p_t < better.p < 0.001  # corrected is the more cautious p; both tiny for a +5-point gain
+    assert "corrected resampled t-test p = <0.001 (5 folds; plain paired t-test p = <0.001)." in text
+    v = better.bayes  # baycomp's posterior with the metric's 1-point ROPE
+    assert text.endswith(f"P(better / equivalent within ±1.00 points / worse) = {v.p_multi_better:.2f} / "
+                         f"{v.p_equivalent:.2f} / {v.p_single_better:.2f}.")
     same = paired_test(dict(enumerate(SINGLE)), dict(enumerate(np.add(SINGLE, GAIN[0.0]))), "age/top1")
-    assert answer_sentence(same, "age+gender", "age").startswith("No significant difference: age+gender vs age")
+    no = answer_sentence(same, "age+gender", "age")
+    assert no.startswith("No significant difference: age+gender vs age")
+    assert f"this run detects |Δ| ≥ {same.detectable * 100:.2f} points (power 0.8)" in no  # what it could have found
     mae = paired_test({0: 10.0, 1: 11.0, 2: 10.5}, {0: 9.0, 1: 10.1, 2: 9.4}, "age/mae")
     assert answer_sentence(mae, "age+gender", "age").startswith("age+gender improves age MAE by 1.00 years")
 
@@ -130,3 +143,63 @@ def test_coupling_and_leakage_recipes_parse():
         assert recipe.plots == [name] and recipe.filters == {"experiment": name}
     assert agg.resolve_key("data.gender_specific_aging", agg.build_frame([make_record(
         0, {"age/top1": 0.4}, extra_config={"data.gender_specific_aging": 1.0})])) == "config.data.gender_specific_aging"
+
+
+def test_power_says_how_many_repeats_a_target_difference_needs(tmp_path):
+    from agebench.errors import UserError
+    from agebench.report.significance import repeats_needed
+
+    for variant, tasks, values in (("age", ("age",), SINGLE),
+                                   ("age_gender", ("age", "gender"), np.add(SINGLE, GAIN[0.0]))):
+        write_run(tmp_path / variant, [make_record(f, {"age/top1": v}, tasks=tasks, variant=variant)
+                                       for f, v in enumerate(values)])
+    cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "report.yaml"), {"runs": str(tmp_path), "power": 2.0})
+    cfg.pop("defaults", None)
+    cfg.pop("hydra", None)
+    doc, *_ = build_document(cfg)
+    (note,) = [n for n in doc.notes if n.startswith("power:")]
+    spread = np.std(GAIN[0.0], ddof=1)
+    r = repeats_needed(0.02, spread, 5, 1 / 4)
+    assert r is not None and r > 1
+    assert note.startswith(f"power: to detect Δ = 2 points on age/top1 (age+gender vs age): {r} × 5 folds "
+                           f"(protocol.repeats={r}; this run detects |Δ| ≥ ")
+    cfg.power = 1.0  # below the floor the training-set overlap sets: repeats cannot reach it, and it says so
+    doc, *_ = build_document(cfg)
+    assert any("out of reach by repeating these 5 folds" in n for n in doc.notes)
+    cfg.power = "big"
+    with pytest.raises(UserError, match="power='big'"):
+        build_document(cfg)
+
+
+def test_three_methods_over_settings_draw_a_critical_difference_diagram_and_comparisons_their_posterior(tmp_path):
+    """Heads × task-sets × folds: Friedman + Nemenyi (autorank) ranks the heads; each single- vs multi-task pair
+    gets baycomp's posterior plot; neither prints to stdout (the report's own output)."""
+    import contextlib
+    import io
+
+    rng = np.random.default_rng(0)
+    for head, shift in (("classification", 0.0), ("dldl", -0.3), ("sord", -0.5), ("regression", 0.6)):
+        for tasks in (("age",), ("age", "gender")):
+            write_run(tmp_path / f"{head}_{'_'.join(tasks)}",
+                      [make_record(f, {"age/mae": 7 + shift + rng.normal(0, 0.1)}, tasks=tasks,
+                                   extra_config={"tasks.age.head": head}) for f in range(5)])
+    groups = agg.aggregate(agg.build_frame(agg.collect_records(str(tmp_path))))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        plots, notes = make_plots(groups, [], ["cd", "posterior"])
+    assert out.getvalue() == ""
+    names = [p.name for p in plots]
+    assert names[0] == "cd_age_mae" and sum(n.startswith("posterior_") for n in names) == 4
+    assert all(p.png.startswith(b"\x89PNG") for p in plots)
+    (cd,) = [n for n in notes if n.startswith("critical-difference")]
+    from autorank import autorank
+
+    from agebench.report.significance_plots import method_column, rank_frame
+
+    frame = rank_frame(groups, method_column(groups), "age/mae")
+    assert frame.shape == (10, 4)  # 2 task-sets × 5 folds, 4 heads
+    with contextlib.redirect_stdout(io.StringIO()):
+        expected = autorank(frame, alpha=0.05, order="ascending", force_mode="nonparametric")
+    assert f"Friedman p = {expected.pvalue:.3g}" in cd
+    two = [g for g in groups if g.key.get("config.tasks.age.head") in ("dldl", "sord")]
+    assert make_plots(two, [], ["cd"])[1][0].startswith("critical-difference diagram skipped: fewer than 3")

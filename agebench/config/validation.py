@@ -128,6 +128,7 @@ class ProtocolValues(_Section):
     name: str | None = None
     n_folds: int | None = _field("an integer ≥ 2 for protocol=kfold (≥ 1 otherwise), or null", ge=1)
     folds: list[Annotated[int, Field(ge=0)]] | None = _field("a list of fold indices ≥ 0, or null (all folds)")
+    repeats: int | None = _field("a whole number ≥ 1 (repeats of the k folds, each with its own split seed)", ge=1)
     val_fraction: float | None = _field("a number in (0, 1)", gt=0, lt=1)
     test_fraction: float | None = _field("a number in (0, 1)", gt=0, lt=1)
 
@@ -136,6 +137,9 @@ class ProtocolValues(_Section):
         if self.name == "kfold" and self.n_folds is not None and self.n_folds < 2:
             raise ValueError(f"protocol.n_folds={self.n_folds}: k-fold needs at least 2 folds "
                              f"(use protocol=holdout for one split)")
+        if self.repeats not in (None, 1) and self.name not in (None, "kfold"):
+            raise ValueError(f"protocol.repeats={self.repeats} repeats k-fold cross-validation; protocol={self.name} "
+                             f"has fixed splits: use protocol=kfold, or protocol.repeats=1")
         return self
 
 

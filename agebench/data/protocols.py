@@ -27,6 +27,17 @@ class Fold:
     train: np.ndarray  # row indices into the record table
     val: np.ndarray
     test: np.ndarray
+    repeat: int = 0    # which repeat of the k folds (protocol.repeats); (repeat, index) is the fold's key
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.repeat, self.index)
+
+    @property
+    def dirname(self) -> str:
+        """`fold_<k>`, or `repeat_<r>/fold_<k>` for the repeats after the first (repeat 0 keeps the
+        single-repeat layout, so a run resumed with more repeats keeps its finished folds)."""
+        return f"fold_{self.index}" if self.repeat == 0 else f"repeat_{self.repeat}/fold_{self.index}"
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
@@ -78,6 +89,27 @@ def _safe_split(splitter, rows, y, groups):
     return splitter.split(rows, y, groups if isinstance(splitter, StratifiedGroupKFold) else None)
 
 
+def repeats_of(protocol_cfg) -> int:
+    """`protocol.repeats` (absent = 1: one pass of the k folds, as before the key existed)."""
+    raw = protocol_cfg.get("repeats", 1)
+    try:
+        repeats = int(raw if raw is not None else 1)
+    except (TypeError, ValueError):
+        repeats = 0
+    if repeats < 1 or str(raw).strip() not in (str(repeats), "None"):
+        raise UserError(f"protocol.repeats={raw!r}: give a whole number ≥ 1 (repeats of the k folds, each with its "
+                        f"own split seed), e.g. protocol.repeats=3")
+    return repeats
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The split seed of repeat `repeat`: the run's seed for the first (so repeat 0 is the single-repeat run's
+    folds), then one drawn from (seed, repeat) so two runs' repeats never coincide."""
+    if repeat == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(repeat)]).generate_state(1)[0] % (2**31 - 1))
+
+
 def make_folds(records: pd.DataFrame, protocol_cfg, seed: int, split_lists_reader=None) -> list[Fold]:
     name = str(protocol_cfg.name)
     by_subject = bool(protocol_cfg.get("subject_exclusive", True))
@@ -87,15 +119,21 @@ def make_folds(records: pd.DataFrame, protocol_cfg, seed: int, split_lists_reade
     rows = np.arange(len(records))
     folds: list[Fold] = []
 
+    repeats = repeats_of(protocol_cfg)
+    if repeats > 1 and name != "kfold":
+        raise UserError(f"protocol.repeats={repeats} repeats k-fold cross-validation; protocol={name} has fixed "
+                        f"splits: use protocol=kfold, or drop protocol.repeats")
     if name == "kfold":
         n = int(protocol_cfg.n_folds)
         if n < 2:
             raise UserError(f"protocol.n_folds={n}: k-fold needs at least 2 folds (use protocol=holdout for one split)")
         if by_subject and len(np.unique(groups)) < n:
             raise UserError(f"only {len(np.unique(groups))} subjects for {n} folds; lower protocol.n_folds")
-        for k, (train, test) in enumerate(_safe_split(_splitter(n, seed, by_subject), rows, strat, groups)):
-            train, val = _split_off(rows[train], val_fraction, strat, groups, seed + k, by_subject)
-            folds.append(Fold(k, train, val, np.sort(rows[test])))
+        for repeat in range(repeats):
+            split_seed = repeat_seed(seed, repeat)
+            for k, (train, test) in enumerate(_safe_split(_splitter(n, split_seed, by_subject), rows, strat, groups)):
+                train, val = _split_off(rows[train], val_fraction, strat, groups, split_seed + k, by_subject)
+                folds.append(Fold(k, train, val, np.sort(rows[test]), repeat=repeat))
     elif name == "holdout":
         rest, test = _split_off(rows, float(protocol_cfg.get("test_fraction", 0.2)), strat, groups, seed, by_subject)
         train, val = _split_off(rest, val_fraction, strat, groups, seed + 1, by_subject)
@@ -153,7 +191,7 @@ def _leak(fold: Fold, groups: np.ndarray, fraction: float, seed: int) -> Fold:
     chosen = rng.choice(test_subjects, size=max(1, int(round(fraction * len(test_subjects)))), replace=False)
     moved = fold.test[np.isin(groups[fold.test], chosen)][::2]
     return Fold(fold.index, np.sort(np.concatenate([fold.train, moved])), fold.val,
-                np.setdiff1d(fold.test, moved))
+                np.setdiff1d(fold.test, moved), repeat=fold.repeat)
 
 
 ALL_SIDES = (("train", "test"), ("val", "test"), ("train", "val"))

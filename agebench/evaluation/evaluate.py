@@ -96,18 +96,20 @@ def _rows(dataset, tasks, data_cfg) -> np.ndarray:
     return np.flatnonzero(label_mask(dataset.records, [t.name for t in tasks], require_from_cfg(data_cfg)))
 
 
-def _split_rows(split: str, fold_index: int, records, rows: np.ndarray, protocol_cfg, seed: int, name: str):
-    """Dataset rows of `split` of fold `fold_index` of the target, made by the protocol as training does."""
+def _split_rows(split: str, fold_key: tuple[int, int], records, rows: np.ndarray, protocol_cfg, seed: int, name: str):
+    """Dataset rows of `split` of the fold with key (repeat, fold) of the target, made by the protocol as
+    training does."""
     from agebench.data.loading import split_list_reader as _split_list_reader
     from agebench.data.protocols import make_folds
 
     if split == "all":
         return rows
-    folds = {f.index: f for f in make_folds(records, protocol_cfg, seed, _split_list_reader(name))}
-    if fold_index not in folds:
+    folds = {f.key: f for f in make_folds(records, protocol_cfg, seed, _split_list_reader(name))}
+    if fold_key not in folds:
+        shown = sorted({k[1] for k in folds})
         raise UserError(f"eval.split={split}: protocol {protocol_cfg.name} on data={name} has folds "
-                        f"{sorted(folds)}, not the trained fold {fold_index}; use eval.split=all or eval.folds=...")
-    return rows[getattr(folds[fold_index], split)]
+                        f"{shown}, not the trained fold {fold_key[1]}; use eval.split=all or eval.folds=...")
+    return rows[getattr(folds[fold_key], split)]
 
 
 def _trainer_config(run_cfg, split: str, own_data: bool, limit) -> DictConfig:
@@ -150,7 +152,7 @@ def evaluate_fold(fold: TrainedFold, run_cfg, target_cfg, split: str, own_data: 
     rows = _rows(dataset, tasks, target_cfg)
     records = dataset.records.iloc[rows].reset_index(drop=True)
     protocol = options.protocol if options.protocol is not None else run_cfg.protocol
-    test_rows = _split_rows(split, fold.fold, records, rows, protocol, int(run_cfg.seed), dataset.name)
+    test_rows = _split_rows(split, (fold.repeat, fold.fold), records, rows, protocol, int(run_cfg.seed), dataset.name)
     if len(test_rows) == 0:
         raise UserError(f"data={dataset.name} {split} split of fold {fold.fold} has no images the model's tasks can score")
 
@@ -176,7 +178,10 @@ def evaluate_fold(fold: TrainedFold, run_cfg, target_cfg, split: str, own_data: 
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in module.last_metrics.get("test", {}).items()}
     predictions = dict(module.test_predictions)
+    uncertainty, _ = module.test_uncertainty()  # as training records them (a mapped age drops its own below)
+    metrics.update(uncertainty)
     if mapping is not None:
+        metrics = {k: v for k, v in metrics.items() if k not in ("age/aurc", "age/ece")}  # of the model's own bins
         age = next(t for t in scored if t.name == "age")
         mapped = mapping(torch.from_numpy(predictions["age_output"]))
         order = _prediction_order(test_rows, int(run_cfg.data.batch_size), len(mapped))

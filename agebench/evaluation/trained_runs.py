@@ -24,6 +24,10 @@ class TrainedFold:
     def fold(self) -> int:
         return int(self.record["fold"])
 
+    @property
+    def repeat(self) -> int:
+        return int(self.record.get("repeat") or 0)
+
 
 def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
     """(run dir, trained folds) for `ckpt=`: a checkpoint file, a fold dir or a run dir."""
@@ -31,13 +35,19 @@ def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
     if not path.exists():
         raise UserError(f"ckpt={ckpt} does not exist; point it at a run dir (with {RESULTS_FILE}), "
                         f"a fold_<k>/ dir or a fold's checkpoints/best.ckpt")
+    wanted_repeat = 0
     if path.is_file():
         fold_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         run_dir, wanted_fold, wanted_file = fold_dir.parent, _fold_of(fold_dir), path.resolve()
+        if run_dir.name.startswith("repeat_") and (run_dir.parent / RESULTS_FILE).exists():  # protocol.repeats
+            run_dir, wanted_repeat = run_dir.parent, _fold_of(run_dir)
     elif (path / RESULTS_FILE).exists():
         run_dir, wanted_fold, wanted_file = path, None, None
     elif path.name.startswith("fold_") and (path.parent / RESULTS_FILE).exists():
         run_dir, wanted_fold, wanted_file = path.parent, _fold_of(path), None
+    elif path.name.startswith("fold_") and path.parent.name.startswith("repeat_") \
+            and (path.parent.parent / RESULTS_FILE).exists():
+        run_dir, wanted_fold, wanted_file, wanted_repeat = path.parent.parent, _fold_of(path), None, _fold_of(path.parent)
     else:
         inner = sorted(str(p.parent) for p in path.glob(f"*/{RESULTS_FILE}"))
         hint = f" (it holds runs: {', '.join(inner[:4])})" if inner else ""
@@ -45,7 +55,7 @@ def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
                         f"point ckpt= at one run")
     records = [r for r in read_records(run_dir / RESULTS_FILE) if r.get("status") == "ok" and r.get("kind") != "eval"]
     if wanted_fold is not None:
-        records = [r for r in records if int(r["fold"]) == wanted_fold]
+        records = [r for r in records if int(r["fold"]) == wanted_fold and int(r.get("repeat") or 0) == wanted_repeat]
     if folds is not None:
         records = [r for r in records if int(r["fold"]) in {int(f) for f in folds}]
     if not records:
@@ -54,7 +64,7 @@ def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
                         + (f" among eval.folds={list(folds)}" if folds is not None else "")
                         + "; evaluate a run whose folds finished (status ok)")
     found = []
-    for record in sorted(records, key=lambda r: int(r["fold"])):
+    for record in sorted(records, key=lambda r: (int(r.get("repeat") or 0), int(r["fold"]))):
         file = wanted_file or (run_dir / str(record.get("checkpoint") or f"fold_{record['fold']}/checkpoints/best.ckpt"))
         if not Path(file).exists():
             raise UserError(f"fold {record['fold']}'s checkpoint {file} is missing; rerun `agebench train` with "
@@ -67,7 +77,7 @@ def _fold_of(fold_dir: Path) -> int:
     try:
         return int(fold_dir.name.split("_", 1)[1])
     except (IndexError, ValueError):
-        raise UserError(f"{fold_dir} is not a fold dir (fold_<k>/) of an agebench run; point ckpt= at "
+        raise UserError(f"{fold_dir} is not a fold dir (fold_<k>/, repeat_<r>/) of an agebench run; point ckpt= at "
                         f"<run>/fold_<k>/checkpoints/best.ckpt or at the run dir") from None
 
 

@@ -8,5 +8,7 @@ records → rows, `filters`, `groups` mean ± std and incomplete folds), `stats`
 multi-task tests), `recipes` + `recipe_schema` (default and paper-table recipes), `tables` (Markdown /
 LaTeX / CSV / HTML), `plots`, `study_plots`, `figures` (Pareto, granularity, learning curves, confusion,
 planted effects), `breakdown` (per-group tables), `closing` (the quickstart's answer), `cross_dataset`,
-`regress` (the gate's checks), `wandb_source` / `wandb_push` (the same records from and to W&B).
+`regress` (the gate's checks), `significance` (the corrected resampled t-test, Bayesian verdict, Holm, power) and `significance_plots`
+(critical-difference diagram, Bayesian posteriors),
+`pages` (results pages whose tables are regenerated from committed records), `wandb_source` / `wandb_push` (the same records from and to W&B).
 """

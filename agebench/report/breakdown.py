@@ -1,7 +1,9 @@
 """`agebench report … breakdown=age|gender|race`: per-group error tables and the bias-vs-age plot.
 
-Each fold's run record carries `breakdown` (agebench.results.breakdown): per age decade, gender and race, the
-group's face count and its metrics. Per configuration this module tabulates each group's fold mean ±
+Each fold's run record carries `breakdown` (agebench.results.breakdown): per age decade, gender, race and
+gender×race cell, the group's face count, its metrics and their bootstrap standard errors (resampled by
+subject). Tables add each group's 95 % CI of the headline metric, pooled over folds, and the largest gap
+between groups per metric with its CI. Per configuration this module tabulates each group's fold mean ±
 std (sample std over the folds that have the group), the mean face count per fold, and an `all` row
 with the configuration's whole-test-set metrics, so the groups can be checked against the whole.
 The bias plot draws the mean signed error (predicted − true age) per age decade, one line per
@@ -34,6 +36,51 @@ def fold_groups(group: Group, attribute: str) -> dict[str, dict[str, dict]]:
                 if isinstance(value, (int, float)) and math.isfinite(float(value)):
                     out.setdefault(name, {}).setdefault(metric, {})[rec.get("fold")] = float(value)
     return out
+
+
+def pooled(group: Group, attribute: str) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """{group name: {metric: (estimate, standard error, faces)}}: each fold's group metric weighted by its
+    faces, with the folds' bootstrap standard errors (resampled by subject, agebench.results.breakdown)
+    combined as independent (the folds' test subjects are disjoint). Metrics without an `se` are left out."""
+    parts: dict[str, dict[str, list]] = {}
+    for rec in group.frame["_record"]:
+        if not isinstance(rec, dict) or rec.get("status", "ok") != "ok":
+            continue
+        for name, values in ((rec.get("breakdown") or {}).get(attribute) or {}).items():
+            se = (values or {}).get("se") or {}
+            n = values.get("n") if isinstance(values.get("n"), (int, float)) else 0
+            for metric, err in se.items():
+                value = values.get(metric)
+                if n and isinstance(value, (int, float)) and isinstance(err, (int, float)) \
+                        and math.isfinite(float(value)) and math.isfinite(float(err)):
+                    parts.setdefault(name, {}).setdefault(metric, []).append((float(value), float(err), int(n)))
+    out: dict[str, dict] = {}
+    for name, metrics in parts.items():
+        for metric, rows in metrics.items():
+            n = np.array([r[2] for r in rows], dtype=float)
+            w = n / n.sum()
+            estimate = float(np.dot(w, [r[0] for r in rows]))
+            se = float(math.sqrt(np.dot(w**2, [r[1] ** 2 for r in rows])))
+            out.setdefault(name, {})[metric] = (estimate, se, int(n.sum()))
+    return out
+
+
+Z95 = 1.959963984540054
+
+
+def largest_gap(per_group: dict[str, dict], metric: str) -> tuple[str, str, float, float, float] | None:
+    """(best group, worst group, gap, CI low, CI high) of `metric` between the groups' pooled estimates, the
+    CI from their bootstrap standard errors (groups of different faces: independent); None with < 2 groups."""
+    have = {g: m[metric] for g, m in per_group.items() if metric in m}
+    if len(have) < 2:
+        return None
+    lower = registry.lower_is_better(metric) or registry.direction(metric) == registry.ZERO
+    value = (lambda g: abs(have[g][0])) if registry.direction(metric) == registry.ZERO else (lambda g: have[g][0])
+    best = min(have, key=value) if lower else max(have, key=value)
+    worst = max(have, key=value) if lower else min(have, key=value)
+    gap = abs(value(worst) - value(best))
+    se = math.sqrt(have[best][1] ** 2 + have[worst][1] ** 2)
+    return best, worst, gap, gap - Z95 * se, gap + Z95 * se
 
 
 def _stat(values: dict) -> tuple[float, float]:
@@ -72,7 +119,34 @@ def breakdown_table(group: Group, attribute: str, label: str, percent: bool = Tr
         cells.append(stat_cell(stat.mean * scale, stat.std * scale if math.isfinite(stat.std) else None, fmt)
                      if stat else Cell("—"))
     table.add(cells)
+    _add_intervals(table, group, attribute, names, metric_names, percent, fmt)
     return table
+
+
+def _add_intervals(table: Table, group: Group, attribute: str, names: list, metric_names: list, percent: bool,
+                   fmt: str) -> None:
+    """Each group's 95 % CI of its headline metric (bootstrap by subject, pooled over folds) as a column, and
+    the largest gap between groups per metric, with its CI, as notes: the fairness audit of a paper."""
+    per_group = pooled(group, attribute)
+    if not per_group:
+        return
+    headline = next((m for m in ("age/mae", "gender/acc", "race/acc") if m in metric_names), None)
+    if headline is not None:
+        label, scale = registry.display(headline, percent)
+        table.columns.append(f"{label}: 95% CI (bootstrap by subject)")
+        for row, name in zip(table.rows, [*names, "all"], strict=True):
+            est = per_group.get(name, {}).get(headline)
+            row.append(Cell(f"[{(est[0] - Z95 * est[1]) * scale:{fmt}}, {(est[0] + Z95 * est[1]) * scale:{fmt}}]")
+                       if est else Cell("—"))
+    for metric in metric_names:
+        gap = largest_gap(per_group, metric)
+        if gap is None:
+            continue
+        best, worst, size, low, high = gap
+        label, scale = registry.display(metric, percent)
+        table.notes.append(f"largest gap in {label}: {worst} vs {best}, {size * scale:{fmt}} "
+                           f"(95% CI {low * scale:{fmt}} to {high * scale:{fmt}}; bootstrap by subject, pooled over "
+                           f"folds" + ("; the CI excludes 0" if low > 0 else "; the CI includes 0") + ")")
 
 
 def breakdown_tables(groups: list[Group], attribute: str, label_cols: list[str], percent: bool = True,

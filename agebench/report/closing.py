@@ -25,20 +25,32 @@ def report_command(output_dir: str | Path, recipe: str) -> str:
 
 
 def answer_sentence(result: Paired, multi: str, single: str, alpha: float = 0.05) -> str:
-    """"age+gender improves age top-1 by 3.10 points (95% CI 1.02..5.18), paired t-test p = 0.014 (5 folds)."."""
+    """"age+gender improves age top-1 by 3.10 points (95% CI 1.02..5.18), corrected resampled t-test p = 0.014
+    (5 folds; plain paired t-test p = 0.002). P(better / equivalent within ±1.00 points / worse) = …": the
+    verdict from the corrected test (agebench.report.significance, docs/statistics.md), Holm-adjusted when the
+    run makes several comparisons; a "no" says what the run could have detected."""
     name, scale, unit = _WORDS.get(result.metric, (result.metric, 1.0, ""))
     conf = int(round(result.confidence * 100))
-    if result.n < 2 or not math.isfinite(result.p_t):
+    if result.n < 2 or not math.isfinite(result.p):
         return (f"{multi} vs {single}: {result.n} paired fold(s) of {name}, too few for a paired test "
                 f"(run all folds for an answer).")
     d, low, high = result.mean_diff * scale, result.ci_low * scale, result.ci_high * scale
-    tail = f"(Δ = {d:+.2f}{unit}, {conf}% CI {low:.2f}..{high:.2f}), paired t-test p = {_p(result.p_t)} ({result.n} folds)."
-    if result.p_t >= alpha:
-        return f"No significant difference: {multi} vs {single} on {name} {tail}"
+    holm = f", Holm-adjusted over {result.family} comparisons" if result.family > 1 else ""
+    test = (f"corrected resampled t-test p = {_p(result.p)} ({result.n} folds{holm}; plain paired t-test "
+            f"p = {_p(result.p_t)})")
+    bayes = ""
+    if result.bayes is not None:
+        b = result.bayes
+        bayes = (f" P(better / equivalent within ±{b.rope * scale:.2f}{unit} / worse) = "
+                 f"{b.p_multi_better:.2f} / {b.p_equivalent:.2f} / {b.p_single_better:.2f}.")
+    if result.p >= alpha:
+        detect = (f"; this run detects |Δ| ≥ {result.detectable * scale:.2f}{unit} (power 0.8)"
+                  if math.isfinite(result.detectable) else "")
+        return (f"No significant difference: {multi} vs {single} on {name} (Δ = {d:+.2f}{unit}, {conf}% CI "
+                f"{low:.2f}..{high:.2f}), {test}{detect}.{bayes}")
     better = metric_registry.improves(result.mean_multi, result.mean_single, result.metric)  # agebench.results.metrics
     verb = "improves" if better else "worsens"
-    return (f"{multi} {verb} {name} by {abs(d):.2f}{unit} ({conf}% CI {low:.2f}..{high:.2f}), "
-            f"paired t-test p = {_p(result.p_t)} ({result.n} folds).")
+    return f"{multi} {verb} {name} by {abs(d):.2f}{unit} ({conf}% CI {low:.2f}..{high:.2f}), {test}.{bayes}"
 
 
 def _p(p: float) -> str:

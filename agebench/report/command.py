@@ -21,6 +21,11 @@ from agebench.results.store import atomic_write_text
 
 def report_command(cfg) -> None:
     """Hydra task function behind `agebench report` (conf/report.yaml)."""
+    if cfg.get("page"):  # a results page: its regions re-rendered from committed records (agebench.report.pages)
+        from agebench.report.pages import write_page
+
+        print(f"agebench report: {write_page(cfg.page)}", file=sys.stderr)
+        return
     fmt = str(cfg.get("format") or "md").lower()
     if fmt not in EXTENSIONS:
         raise UserError(f"unknown format={fmt!r}; choose one of md, latex, csv, html")

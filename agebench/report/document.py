@@ -66,6 +66,8 @@ def build_document(cfg):
         tables = list(tables) + bd.breakdown_tables(groups, str(cfg.get("breakdown")), agg.label_columns(groups),
                                                     opts.percent, opts.fmt)
     doc = Document(title=title, tables=tables)
+    if cfg.get("power") is not None:
+        doc.notes += power_notes(comparisons, _power_target(cfg.get("power")), opts.percent)
     if records is not None and str(cfg.get("source") or "local") == "local":  # `agebench eval` records, if any
         from agebench.report.cross_dataset import cross_dataset_tables
 
@@ -74,6 +76,44 @@ def build_document(cfg):
     summary = (f"{len(records)} run records from {n_files} results file(s), {len(groups)} configurations"
                if records else "paper rows only")
     return doc, summary, groups, frame, plot_kinds
+
+
+def _power_target(value) -> float:
+    try:
+        target = float(value)
+    except (TypeError, ValueError):
+        target = float("nan")
+    if not target > 0 or target == float("inf"):
+        raise UserError(f"power={value!r}: give the difference to detect, a positive number in the table's units "
+                        f"(points for accuracies, years for MAE), e.g. power=2.0")
+    return target
+
+
+def power_notes(comparisons, target: float, percent: bool) -> list[str]:
+    """"to detect Δ = 2.0 points on age/top1 (…): 5 × 4 folds": the repeats of the k folds the corrected test
+    needs (power 0.8, α 0.05) at each comparison's observed per-fold spread (agebench.report.significance)."""
+    import math
+
+    from agebench.report import significance
+    from agebench.report.recipes import metric_label
+
+    notes = []
+    for c in comparisons:
+        r = c.result
+        if r.n < 2 or not math.isfinite(r.spread):
+            continue
+        _, scale = metric_label(r.metric, percent)
+        unit = " points" if scale == 100 else ""
+        k = max(r.n // max(r.runs, 1), 2)
+        repeats = significance.repeats_needed(target / scale, r.spread, k, r.ratio)
+        where = f"Δ = {target:g}{unit} on {r.metric} ({'+'.join(c.multi.tasks)} vs {'+'.join(c.single.tasks)})"
+        if repeats is None:
+            notes.append(f"power: to detect {where}: out of reach by repeating these {k} folds (per-fold spread "
+                         f"{r.spread * scale:.2f}{unit}; the training-set overlap keeps a floor): more data is the answer")
+        else:
+            notes.append(f"power: to detect {where}: {repeats} × {k} folds (protocol.repeats={repeats}; "
+                         f"this run detects |Δ| ≥ {r.detectable * scale:.2f}{unit})")
+    return notes or [f"power={target:g}: no paired comparison in these records to plan from"]
 
 
 def want_plots(cfg) -> bool:

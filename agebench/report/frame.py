@@ -84,11 +84,15 @@ def _expected_folds(record: Mapping, config: Mapping):
         return None
     folds = proto.get("folds")
     if folds is not None:
-        return tuple(sorted(int(f) for f in folds))
-    n = proto.get("n_folds")
-    if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1:
-        return tuple(range(int(n)))
-    return None
+        numbers = tuple(sorted(int(f) for f in folds))
+    else:
+        n = proto.get("n_folds")
+        if not (isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1):
+            return None
+        numbers = tuple(range(int(n)))
+    repeats = proto.get("repeats") or 1
+    repeats = int(repeats) if isinstance(repeats, (int, float)) and not isinstance(repeats, bool) else 1
+    return numbers + tuple((r, f) for r in range(1, repeats) for f in numbers)
 
 
 def _identity(record: Mapping, config: Mapping) -> dict:
@@ -132,13 +136,17 @@ def record_row(record: Mapping, ignore: Iterable[str] = ()) -> dict:
     for key, value in flatten(config, "config", {}).items():
         if key in DUPLICATE_CONFIG or run_identity.covers(ignored, key) or key == "config":
             continue
+        if run_identity.NEUTRAL_DEFAULTS.get(key[len("config."):], object()) == value:
+            continue  # e.g. protocol.repeats=1: the same configuration as a record from before the key
         row[key] = canon(value)
     row["n_tasks"] = len(task_list)
     row["single_task"] = len(task_list) == 1
     entry = record.get("age_bins")
     row["age_classes"] = age_classes(entry if isinstance(entry, Mapping) else ident["age_bins"], config)
     fold = record.get("fold")
-    row["fold"] = int(fold) if isinstance(fold, (int, float)) and not isinstance(fold, bool) else fold
+    fold = int(fold) if isinstance(fold, (int, float)) and not isinstance(fold, bool) else fold
+    repeat = record.get("repeat") or 0  # protocol.repeats: (repeat, fold) is the fold key; repeat 0 stays a number
+    row["fold"] = (int(repeat), fold) if isinstance(repeat, int) and repeat > 0 else fold
     row["status"] = record.get("status", "ok")
     row["expected_folds"] = _expected_folds(record, config)
     for name in COST_FIELDS:

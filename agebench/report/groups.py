@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from agebench.report.frame import (
@@ -20,6 +19,7 @@ from agebench.report.frame import (
     display_name,
     identity_columns,
 )
+from agebench.results.store import fold_order
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Group:
 
 
 def _fold_sort(f):
-    return (0, f) if isinstance(f, (int, np.integer)) else (1, str(f))
+    return fold_order(f)
 
 
 def _dedup(records: pd.DataFrame) -> tuple[pd.DataFrame, list]:

@@ -251,7 +251,7 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
     from agebench.report.recipes import is_fraction_metric
 
     asked = set(which or ())
-    which = set(which or ("pareto", "granularity", "curves", "confusion", "bias"))
+    which = set(which or ("pareto", "granularity", "curves", "confusion", "bias", "cd", "posterior"))
     from agebench.report.groups import label_columns
 
     short = [c for c in label_columns(groups) if len({g.key.get(c) for g in groups}) > 1] or ["tasks"]
@@ -293,6 +293,19 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
             plots.append(p)
         elif "bias" in asked:
             skipped.append("bias-vs-age plot skipped: no per-age `breakdown` in the run records")
+    if "cd" in which:  # ≥ 3 methods ranked over ≥ 2 settings: Friedman + Nemenyi (significance_plots.py)
+        from agebench.report.significance_plots import cd_diagram
+
+        p, note = cd_diagram(groups)
+        plots += [p] if p else []
+        if p or "cd" in asked:  # a default kind that does not apply stays silent
+            skipped.append(note)
+    if "posterior" in which:
+        from agebench.report.significance_plots import posterior_plots
+
+        more, notes = posterior_plots(groups)
+        plots += more
+        skipped += notes if "posterior" in asked else []
     if which & {"coupling", "leakage"}:  # the synthetic benchmark's planted effects (study_plots.py)
         from agebench.report.study_plots import study_plots
 

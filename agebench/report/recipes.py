@@ -81,31 +81,46 @@ def _stat_for(group: Group, metric: str, scale: float, fmt: str, opts: Options) 
 def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts: Options,
                      title: str = "Single- vs multi-task, paired across folds") -> Table:
     conf = int(round(opts.confidence * 100))
+    family = max((c.result.family for c in comparisons), default=1)
+    p_label = "p (corrected, Holm)" if family > 1 else "p (corrected)"
     table = Table(title=title, name="paired",
                   columns=["multi-task configuration", "metric", "paired folds", "single-task", "multi-task",
-                           "Δ (multi − single)", f"{conf}% CI of Δ", "t-test p", "Wilcoxon p", "verdict"],
-                  caption=("Same dataset, folds and trunk; Δ > 0 means multi-task scores higher. "
-                           "p from scipy.stats.ttest_rel and scipy.stats.wilcoxon on the per-fold values."))
+                           "Δ (multi − single)", f"{conf}% CI of Δ", p_label, "plain t-test p", "Wilcoxon p",
+                           "P(multi better / ≈ / worse)", "detectable |Δ|", "verdict"],
+                  caption=("Same dataset, folds and trunk; Δ > 0 means multi-task scores higher. The verdict and "
+                           "the CI come from the corrected resampled t-test (Nadeau & Bengio 2003: variance × "
+                           "(1/J + n_test/n_train) over J paired folds)"
+                           + (f", p Holm-adjusted over the table's {family} comparisons" if family > 1 else "")
+                           + "; the plain paired t-test and Wilcoxon p are shown for comparison with papers and "
+                           "decide nothing. P(…): Bayesian correlated t-test (baycomp) with the metric's region of "
+                           "practical equivalence. Detectable |Δ|: the smallest difference this run finds with "
+                           "power 0.8 at α = 0.05 (docs/statistics.md)."))
     for c in comparisons:
         r = c.result
         _, scale = metric_label(r.metric, opts.percent)
         fmt = opts.fmt
         better = registry.improves(r.mean_multi, r.mean_single, r.metric)
-        if r.n < 2 or not math.isfinite(r.p_t):
+        if r.n < 2 or not math.isfinite(r.p):
             verdict = "too few folds" if r.n < 2 else "no variation"
-        elif r.p_t < 1 - opts.confidence:
+        elif r.p < 1 - opts.confidence:
             verdict = "multi-task better" if better else "multi-task worse"
         else:
             verdict = "no significant difference"
         ci = (f"[{r.ci_low * scale:{fmt}}, {r.ci_high * scale:{fmt}}]" if math.isfinite(r.ci_low) else "n/a")
+        bayes = (f"{r.bayes.p_multi_better:.2f} / {r.bayes.p_equivalent:.2f} / {r.bayes.p_single_better:.2f}"
+                 if r.bayes is not None else "n/a")
         table.add([
             Cell(c.multi.label(label_cols)), Cell(r.metric), Cell(str(r.n), mean=float(r.n)),
             number_cell(r.mean_single * scale, fmt), number_cell(r.mean_multi * scale, fmt),
             number_cell(r.mean_diff * scale, f"+{fmt}") if math.isfinite(r.mean_diff) else Cell("n/a"),
-            Cell(ci), Cell(format_p(r.p_t), mean=r.p_t if math.isfinite(r.p_t) else None),
-            Cell(format_p(r.p_w), mean=r.p_w if math.isfinite(r.p_w) else None), Cell(verdict),
+            Cell(ci), _p_cell(r.p), _p_cell(r.p_t), _p_cell(r.p_w), Cell(bayes),
+            number_cell(r.detectable * scale, fmt) if math.isfinite(r.detectable) else Cell("n/a"), Cell(verdict),
         ])
     return table
+
+
+def _p_cell(p: float) -> Cell:
+    return Cell(format_p(p), mean=p if math.isfinite(p) else None)
 
 
 def primary_metric(task: str, names) -> str | None:

@@ -2,11 +2,13 @@
 
 Two configurations are *paired* when they share dataset, folds and trunk — every identity value except
 the task-set and the loss weighting (and the experiment/variant/study/trial labels) — so fold k of the
-multi-task run and fold k of the single-task run saw the same train/test split. For a metric of task t
-the single-task partner is the configuration whose task-set is exactly {t}. Over the folds both
-finished we report the mean difference (multi − single), its confidence interval (Student t), the
-paired t-test p-value (scipy.stats.ttest_rel) and the Wilcoxon signed-rank p-value
-(scipy.stats.wilcoxon). Seed 001 only compares overlapping intervals; this is the test it lacked.
+multi-task run and fold k of the single-task run saw the same train/test split (with `protocol.repeats`,
+the fold key is (repeat, fold)). For a metric of task t the single-task partner is the configuration whose
+task-set is exactly {t}. Over the folds both finished we report the mean difference (multi − single) and,
+from agebench.report.significance: the verdict of the corrected resampled t-test (Nadeau–Bengio) with its
+CI, Holm-adjusted across a table's comparisons; the plain paired t-test and Wilcoxon p as columns only; the
+Bayesian correlated t-test's probabilities with the metric's ROPE; and the smallest Δ the run could detect.
+docs/statistics.md explains each.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agebench.report import significance
 from agebench.report.frame import metric_sort_key
 from agebench.report.groups import Group
+from agebench.report.significance import BayesVerdict
 from agebench.results import metrics as registry
 from agebench.results import run_identity
+from agebench.results.store import fold_order
 
 
 def pair_free_column(column: str) -> bool:
@@ -47,13 +52,27 @@ class Paired:
     single: list          # values per paired fold
     multi: list
     mean_diff: float      # multi − single
-    ci_low: float
+    ci_low: float         # CI of the mean difference, corrected resampled t (the verdict's)
     ci_high: float
     confidence: float
-    t_stat: float
+    t_stat: float         # plain paired t (a column for comparison with papers; decides nothing)
     p_t: float
-    w_stat: float
+    w_stat: float         # Wilcoxon signed-rank (a column)
     p_w: float
+    ratio: float = float("nan")        # ρ = n_test / n_train of the corrected test
+    runs: int = 1                      # repeats of the k folds among the paired folds
+    t_corrected: float = float("nan")
+    p_corrected: float = float("nan")
+    p_adjusted: float = float("nan")   # p_corrected after Holm over the table's comparisons (= p_corrected alone)
+    family: int = 1                    # how many comparisons the adjustment covered
+    detectable: float = float("nan")   # smallest |Δ| this run detects (α 0.05, power 0.8, corrected test)
+    spread: float = float("nan")       # sample std of the per-fold differences
+    bayes: BayesVerdict | None = None
+
+    @property
+    def p(self) -> float:
+        """The p the verdict reads: corrected, and Holm-adjusted when the table compares several."""
+        return self.p_adjusted if math.isfinite(self.p_adjusted) else self.p_corrected
 
     @property
     def mean_single(self) -> float:
@@ -64,22 +83,29 @@ class Paired:
         return float(np.mean(self.multi)) if self.multi else float("nan")
 
 
-def paired_test(single: Mapping, multi: Mapping, metric: str = "", confidence: float = 0.95) -> Paired:
-    """Paired comparison of two fold → value maps over their common folds."""
+def paired_test(single: Mapping, multi: Mapping, metric: str = "", confidence: float = 0.95,
+                ratio: float | None = None) -> Paired:
+    """Paired comparison of two fold → value maps over their common folds. A fold key is the fold index or
+    a (repeat, fold) pair; `ratio` is n_test / n_train (None: 1/(k − 1) for the k folds of a repeat)."""
     from scipy import stats as sps  # imported here: a report without pairs never pays for scipy
     folds = [f for f in single if f in multi and _finite(single[f]) and _finite(multi[f])]
-    folds.sort(key=lambda f: (0, f) if isinstance(f, (int, np.integer)) else (1, str(f)))
+    folds.sort(key=fold_order)
     a = np.array([float(single[f]) for f in folds])
     b = np.array([float(multi[f]) for f in folds])
     n = len(folds)
     diff = b - a
     nan = float("nan")
     mean = float(diff.mean()) if n else nan
-    ci_low = ci_high = t_stat = p_t = w_stat = p_w = nan
+    runs = max(len({_repeat_of(f) for f in folds}), 1)
+    if ratio is None or not math.isfinite(ratio):
+        ratio = significance.default_ratio(n // runs if n else 0)
+    ci_low = ci_high = t_stat = p_t = w_stat = p_w = t_c = p_c = detectable = spread = nan
+    bayes = None
     if n >= 2:
-        sd = float(diff.std(ddof=1))
-        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-        ci_low, ci_high = mean - half, mean + half
+        corrected = significance.corrected_t(diff, ratio, confidence)
+        t_c, p_c, ci_low, ci_high = corrected.t, corrected.p, corrected.ci_low, corrected.ci_high
+        spread = float(diff.std(ddof=1))
+        detectable = significance.detectable_difference(spread, n, ratio)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # near-constant differences: scipy's precision note
             res = sps.ttest_rel(b, a)
@@ -92,9 +118,36 @@ def paired_test(single: Mapping, multi: Mapping, metric: str = "", confidence: f
                 pass
         else:
             p_w = 1.0
+        rope = registry.rope(metric) if metric else None
+        if rope is not None and registry.direction(metric) != registry.ZERO:
+            bayes = significance.bayes_verdict(a, b, rope, runs if n % runs == 0 else 1, lower_is_better(metric))
     return Paired(metric=metric, n=n, folds=folds, single=a.tolist(), multi=b.tolist(), mean_diff=mean,
                   ci_low=ci_low, ci_high=ci_high, confidence=confidence, t_stat=t_stat, p_t=p_t,
-                  w_stat=w_stat, p_w=p_w)
+                  w_stat=w_stat, p_w=p_w, ratio=float(ratio), runs=runs, t_corrected=t_c, p_corrected=p_c,
+                  p_adjusted=p_c, detectable=detectable, spread=spread, bayes=bayes)
+
+
+def _repeat_of(f) -> int:
+    return int(f[0]) if isinstance(f, tuple) else 0
+
+
+def split_ratio(*groups: Group) -> float | None:
+    """ρ = n_test / n_train of the corrected test from the records' `fold_sizes` (test ÷ train + val: what
+    a method learnt from), averaged over the paired groups' folds; None when no record states them."""
+    ratios = []
+    for g in groups:
+        for record in g.frame.get("_record", []):
+            sizes = record.get("fold_sizes") if isinstance(record, Mapping) else None
+            if not isinstance(sizes, Mapping):
+                continue
+            try:
+                learn = float(sizes.get("train", 0)) + float(sizes.get("val", 0))
+                test = float(sizes.get("test", 0))
+            except (TypeError, ValueError):
+                continue
+            if learn > 0 and test > 0:
+                ratios.append(test / learn)
+    return float(np.mean(ratios)) if ratios else None
 
 
 def _finite(v) -> bool:
@@ -140,9 +193,19 @@ def compare_single_multi(groups: list[Group], metrics: Iterable[str] | None = No
             partner = single_task_partner(g, task, groups)
             if partner is None or name not in partner.metrics:
                 continue
-            res = paired_test(partner.metrics[name].values, g.metrics[name].values, name, confidence)
+            res = paired_test(partner.metrics[name].values, g.metrics[name].values, name, confidence,
+                              ratio=split_ratio(g, partner))
             out.append(Comparison(multi=g, single=partner, task=task, result=res))
+    adjust(out)
     return out
+
+
+def adjust(comparisons: list[Comparison]) -> None:
+    """Holm over the comparisons of one table (statsmodels): each result's p_adjusted and family size."""
+    adjusted = significance.holm([c.result.p_corrected for c in comparisons])
+    family = sum(1 for p in adjusted if math.isfinite(p))
+    for c, p in zip(comparisons, adjusted, strict=True):
+        c.result.p_adjusted, c.result.family = p, family
 
 
 def format_p(p: float) -> str:
@@ -154,11 +217,12 @@ def format_p(p: float) -> str:
 
 
 def delta_text(res: Paired, scale: float = 1.0, fmt: str = ".2f") -> str:
-    """"+1.23 [−0.40, 2.86], p=0.041" (t-test p); "n/a" with fewer than two paired folds."""
+    """"+1.23 [−0.40, 2.86], p=0.041": Δ, its corrected CI and the verdict's p (corrected, Holm-adjusted in
+    a family); "n/a" with fewer than two paired folds."""
     if res.n == 0 or not math.isfinite(res.mean_diff):
         return "n/a"
     d = res.mean_diff * scale
     if res.n < 2:
         return f"{d:+{fmt}} (1 fold)"
     return (f"{d:+{fmt}} [{res.ci_low * scale:{fmt}}, {res.ci_high * scale:{fmt}}], "
-            f"p={format_p(res.p_t)}")
+            f"p={format_p(res.p)}")

@@ -1,6 +1,6 @@
 """Plots of the synthetic benchmark's two planted effects, against the knob that plants them.
 
-* ``coupling``: the multi-task Δ (multi − single, paired across folds, Student-t CI from
+* ``coupling``: the multi-task Δ (multi − single, paired across folds, corrected resampled t CI from
   :func:`agebench.report.stats.paired_test`) against ``data.gender_specific_aging``, one series per
   multi-task set and dataset seed (sweeps/coupling.yaml, reports/tables/coupling.yaml).
 * ``leakage``: age accuracy with ``protocol.subject_exclusive`` false vs true, and the inflation
@@ -69,7 +69,7 @@ def coupling_points(groups: list[Group], metric: str = "age/top1", confidence: f
     for c in comparisons:
         r = c.result
         label = "+".join(c.multi.tasks) + (f" ({_series_label(c.multi, series_cols)})" if series_cols else "")
-        points.append(Point(label, _number(c.multi.key[COUPLING_KNOB]), r.mean_diff, r.ci_low, r.ci_high, r.p_t, r.n))
+        points.append(Point(label, _number(c.multi.key[COUPLING_KNOB]), r.mean_diff, r.ci_low, r.ci_high, r.p, r.n))
     return sorted(points, key=lambda p: (p.series, p.x))
 
 
@@ -148,7 +148,7 @@ class Study:
 STUDIES = (
     Study("coupling", COUPLING_KNOB, coupling_points, "task coupling (data.gender_specific_aging)",
           "Δ {metric} multi − single{unit}",
-          "Multi-task gain vs task coupling (mean Δ over paired folds, {conf}% t CI)",
+          "Multi-task gain vs task coupling (mean Δ over paired folds, {conf}% corrected t CI)",
           "Multi-task Δ {metric} vs task coupling", "multi-task Δ"),
     Study("leakage", LEAK_KNOB, leakage_points, "images per subject (data.images_per_subject)",
           "{metric} leaky − subject-exclusive{unit}",

@@ -21,7 +21,9 @@ from agebench.results import metrics as registry
 
 DECADE = 10
 GENDER_NAMES = ("male", "female")
-ATTRIBUTES = ("age", "gender", "race")
+ATTRIBUTES = ("age", "gender", "race", "gender×race")
+BOOTSTRAP = 200     # bootstrap replicates of each group's metrics, resampling subjects
+MIN_CELL = 30       # an intersectional cell needs this many test faces in the fold, else it is left out
 
 
 def age_bucket(years: float) -> str | None:
@@ -74,23 +76,56 @@ def group_metrics(mask: np.ndarray, outcomes: Mapping[str, tuple[np.ndarray, np.
 
 
 def compute_breakdown(labels: Mapping[str, np.ndarray], outcomes: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                      cs_thresholds: Sequence[int] = (5,), names: Mapping[str, Sequence[str]] | None = None) -> dict:
-    """{attribute: {group: {"n": count, metric: value}}} for every attribute in `labels` with labels.
+                      cs_thresholds: Sequence[int] = (5,), names: Mapping[str, Sequence[str]] | None = None,
+                      subjects: np.ndarray | None = None, seed: int = 0) -> dict:
+    """{attribute: {group: {"n": count, metric: value, "se": {metric: bootstrap standard error}}}} for every
+    attribute in `labels` with labels, and the intersectional `gender×race` cells with ≥ MIN_CELL faces.
 
     `labels[attr]` is the grouping value of each face (age in years, NaN missing; gender / race class,
-    −1 missing); `outcomes[task]` = (truth, prediction) per face for each task the run trained."""
+    −1 missing); `outcomes[task]` = (truth, prediction) per face for each task the run trained. With
+    `subjects` (one id per face), each group's metrics get a bootstrap standard error that resamples whole
+    subjects (a person's faces are not independent draws), BOOTSTRAP replicates from `seed`."""
     names = {"gender": GENDER_NAMES, **dict(names or {})}
+    arrays: dict[str, np.ndarray] = {}
+    for attribute in ATTRIBUTES[:3]:
+        if attribute in labels:
+            groups = _group_labels(attribute, labels[attribute], names.get(attribute, ()))
+            arrays[attribute] = np.array([g if g is not None else "" for g in groups], dtype=object)
+    if "gender" in arrays and "race" in arrays:  # intersectional cells: both labels present
+        both = (arrays["gender"] != "") & (arrays["race"] != "")
+        arrays["gender×race"] = np.where(both, arrays["gender"] + "/" + arrays["race"], "").astype(object)
     out: dict[str, dict] = {}
-    for attribute in ATTRIBUTES:
-        if attribute not in labels:
-            continue
-        groups = _group_labels(attribute, labels[attribute], names.get(attribute, ()))
-        present = sorted({g for g in groups if g is not None}, key=bucket_sort_key)
-        if not present:
-            continue
-        array = np.array([g if g is not None else "" for g in groups], dtype=object)
-        out[attribute] = {g: group_metrics(array == g, outcomes, cs_thresholds) for g in present}
+    for attribute, array in arrays.items():
+        present = sorted({g for g in array if g != ""}, key=bucket_sort_key)
+        if attribute == "gender×race":
+            present = [g for g in present if int((array == g).sum()) >= MIN_CELL]
+        if present:
+            out[attribute] = {g: group_metrics(array == g, outcomes, cs_thresholds) for g in present}
+    if subjects is not None and out:
+        _bootstrap_errors(out, arrays, outcomes, cs_thresholds, np.asarray(subjects), seed)
     return out
+
+
+def _bootstrap_errors(out: dict, arrays: Mapping[str, np.ndarray], outcomes, cs_thresholds, subjects: np.ndarray,
+                      seed: int) -> None:
+    """Each group's metric gains `se`: the std of BOOTSTRAP replicates, each drawing the fold's test subjects
+    with replacement (all faces of a drawn subject, as often as it is drawn)."""
+    rng = np.random.default_rng(seed)
+    ids, inverse = np.unique(subjects, return_inverse=True)
+    faces_of = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    replicates: dict[tuple, list[float]] = {}
+    for _ in range(BOOTSTRAP):
+        idx = np.concatenate([faces_of[s] for s in rng.integers(0, len(ids), len(ids))])
+        drawn = {task: (np.asarray(t)[idx], np.asarray(p)[idx]) for task, (t, p) in outcomes.items()}
+        for attribute, groups in out.items():
+            array = arrays[attribute][idx]
+            for g in groups:
+                for metric, value in group_metrics(array == g, drawn, cs_thresholds).items():
+                    if metric != "n":
+                        replicates.setdefault((attribute, g, metric), []).append(value)
+    for (attribute, g, metric), values in replicates.items():
+        if metric in out[attribute][g] and len(values) > 1:
+            out[attribute][g].setdefault("se", {})[metric] = float(np.std(values, ddof=1))
 
 
 def fold_breakdown(tasks, predictions: Mapping[str, np.ndarray], test_records, race_names: Sequence[str] = ()) -> dict:
@@ -112,4 +147,5 @@ def fold_breakdown(tasks, predictions: Mapping[str, np.ndarray], test_records, r
         if task in task_names and f"{task}_pred" in predictions:
             outcomes[task] = (np.asarray(predictions[f"{task}_true"]).reshape(-1), np.asarray(predictions[f"{task}_pred"]))
     cs = next((tuple(getattr(t, "cs_thresholds", (5,))) for t in tasks if t.name == "age"), (5,))
-    return compute_breakdown(labels, outcomes, cs, names={"race": tuple(race_names)})
+    subjects = recs["subject"].to_numpy() if "subject" in recs.columns else None
+    return compute_breakdown(labels, outcomes, cs, names={"race": tuple(race_names)}, subjects=subjects)

@@ -34,6 +34,7 @@ class Metric:
     primary: int | None = None    # rank as its task's headline metric (0 first); None = never
     aggregate: str = AGGREGATION
     order: int = 50           # column order within a task
+    rope: float | None = None  # region of practical equivalence of a difference, in stored units (0.01 = 1 point)
 
     @property
     def percent(self) -> bool:
@@ -45,16 +46,24 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("age/top1", HIGHER, "fraction", ".3f", "exact age-bin accuracy", default_column=True, primary=0, order=0),
-    Metric("age/top2", HIGHER, "fraction", ".3f", "true bin among the two most likely", order=1),
+    Metric("age/top1", HIGHER, "fraction", ".3f", "exact age-bin accuracy", default_column=True, primary=0, order=0, rope=0.01),
+    Metric("age/top2", HIGHER, "fraction", ".3f", "true bin among the two most likely", order=1, rope=0.01),
     Metric("age/one_off", HIGHER, "fraction", ".3f", "predicted bin within one bin of the true one",
-           default_column=True, order=2),
+           default_column=True, order=2, rope=0.01),
     Metric("age/mae", LOWER, "years", ".3f", "mean absolute error of the decoded age", default_column=True,
-           primary=2, order=3),
-    Metric("age/cs{θ}", HIGHER, "fraction", ".3f", "cumulative score: share of faces within θ years", order=4),
-    Metric("age/bias", ZERO, "years", "+.3f", "mean signed error (predicted − true age)", order=5),
-    Metric("gender/acc", HIGHER, "fraction", ".3f", "gender accuracy", default_column=True, primary=1, order=0),
-    Metric("race/acc", HIGHER, "fraction", ".3f", "race accuracy", default_column=True, primary=1, order=0),
+           primary=2, order=3, rope=0.25),
+    Metric("age/cs{θ}", HIGHER, "fraction", ".3f", "cumulative score: share of faces within θ years", order=4, rope=0.01),
+    Metric("age/bias", ZERO, "years", "+.3f", "mean signed error (predicted − true age)", order=5, rope=0.25),
+    Metric("age/aurc", LOWER, "years", ".3f", "area under the risk–coverage curve of the age error (certainty = "
+           "the predicted distribution's spread)", order=6, rope=0.25),
+    Metric("age/ece", LOWER, "fraction", ".3f", "expected calibration error of the age-bin probabilities", order=7,
+           rope=0.01),
+    Metric("gender/ece", LOWER, "fraction", ".3f", "expected calibration error of the gender probabilities", order=1,
+           rope=0.01),
+    Metric("race/ece", LOWER, "fraction", ".3f", "expected calibration error of the race probabilities", order=1,
+           rope=0.01),
+    Metric("gender/acc", HIGHER, "fraction", ".3f", "gender accuracy", default_column=True, primary=1, order=0, rope=0.01),
+    Metric("race/acc", HIGHER, "fraction", ".3f", "race accuracy", default_column=True, primary=1, order=0, rope=0.01),
     Metric("loss", LOWER, "loss", ".4f", "weighted multi-task loss"),
     # run-record cost fields (sweep objectives and report cost columns)
     Metric("params", LOWER, "count", ",.0f", "params"),
@@ -100,6 +109,13 @@ def direction(name: str) -> str:
     """higher | lower | zero; an undeclared metric reads as higher-is-better (accuracy-like)."""
     m = spec(name)
     return m.direction if m else HIGHER
+
+
+def rope(name: str) -> float | None:
+    """The metric's region of practical equivalence (a difference smaller than this does not matter), in
+    its stored unit; None where the registry declares none (the Bayesian verdict is then left out)."""
+    m = spec(name)
+    return m.rope if m else None
 
 
 def lower_is_better(name: str) -> bool:

@@ -11,7 +11,7 @@ import subprocess
 from functools import lru_cache
 
 from agebench.paths import PROJECT_ROOT
-from agebench.results.run_identity import hash_excluded, hashed_target
+from agebench.results.run_identity import NEUTRAL_DEFAULTS, hash_excluded, hashed_target
 
 
 def config_hash(cfg_dict: dict) -> str:
@@ -27,6 +27,13 @@ def config_hash(cfg_dict: dict) -> str:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():  # a key at the value that behaves as before it existed
+        *parents, leaf = dotted.split(".")
+        node = semantic
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf) == neutral:
+            node.pop(leaf)
     blob = json.dumps(_old_targets(semantic), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -43,6 +43,10 @@ OPERATIONAL_OVERRIDES = ("hydra.launcher.n_jobs", "profile.latency_iters")
 # written in a user's own config.
 MOVED_TARGETS = {"agebench.optim.": "agebench.training.optim.", "agebench.loggers.": "agebench.training.loggers."}
 
+# Keys added after records existed, at the value that reproduces the behaviour before them: the config hash
+# leaves such a key out at that value, so older configs keep their hash (and their runs resume).
+NEUTRAL_DEFAULTS = {"protocol.repeats": 1}
+
 # Top-level run-record fields that identify a run, in display order, each with the config path it repeats
 # (None: the record alone carries it). The report shows them under the short name, once.
 RECORD_FIELDS = {

@@ -95,8 +95,24 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
+def fold_key(record: dict):
+    """A record's fold key: its `fold`, or (repeat, fold) in the repeats after the first (protocol.repeats);
+    records written before repeats existed have no `repeat` and are repeat 0."""
+    repeat = record.get("repeat") or 0
+    return record.get("fold") if not repeat else (int(repeat), record.get("fold"))
+
+
+def fold_order(key) -> tuple:
+    """Sort key of fold keys: repeat 0's folds by number, then each later repeat's, then anything else."""
+    if isinstance(key, (tuple, list)) and len(key) == 2:
+        return (0, int(key[0]), int(key[1]) if isinstance(key[1], (int, float)) else 0, str(key[1]))
+    if isinstance(key, (int, float)) and not isinstance(key, bool):
+        return (0, 0, int(key), "")
+    return (1, 0, 0, str(key))
+
+
 def _record_key(record: dict) -> tuple:
-    return (record.get("study"), record.get("trial"), record.get("fold"))
+    return (record.get("study"), record.get("trial"), record.get("repeat") or 0, record.get("fold"))
 
 
 def append_record(path: str | Path, record: dict, key=_record_key) -> None:
@@ -133,8 +149,8 @@ def summarise(records: list[dict]) -> dict:
             "n": int(len(values)),
         }
     return {
-        "folds_ok": sorted(r["fold"] for r in ok),
-        "folds_failed": sorted(r["fold"] for r in records if r.get("status") != "ok"),
+        "folds_ok": sorted((fold_key(r) for r in ok), key=fold_order),
+        "folds_failed": sorted((fold_key(r) for r in records if r.get("status") != "ok"), key=fold_order),
         "metrics": metrics,
     }
 

@@ -25,7 +25,7 @@ LOGGER_NAME = "agebench.runtime.progress"
 RUN_LOG = "train.log"
 log = logging.getLogger(LOGGER_NAME)
 
-_positions: dict[int, tuple[int, int]] = {}  # fold index -> (position, number of folds this run trains)
+_positions: dict = {}  # fold key ((repeat, fold) or a fold number) -> (position, number of folds this run trains)
 
 
 class _CurrentStdout(logging.StreamHandler):
@@ -134,27 +134,33 @@ def output_finished(output_dir: str | Path, ok: bool = True) -> None:
     say(f"{'output' if ok else 'output (incomplete)'}: {Path(output_dir).resolve()}")
 
 
-def plan_folds(indices: list[int]) -> None:
-    """The folds this run trains, in order, so that each fold's lines say `fold k/n`."""
+def plan_folds(keys: list) -> None:
+    """The folds this run trains, in order, so that each fold's lines say `fold k/n`. A key is a fold's
+    (repeat, fold) pair (a bare fold number means repeat 0)."""
     _positions.clear()
-    _positions.update({int(i): (k, len(indices)) for k, i in enumerate(indices, start=1)})
+    _positions.update({_as_key(i): (k, len(keys)) for k, i in enumerate(keys, start=1)})
 
 
-def fold_label(fold_index: int, variant=None, trial=None) -> str:
-    k, n = _positions.get(int(fold_index), (None, None))
-    where = f"fold {k}/{n}" if k else f"fold {fold_index}"
+def _as_key(key) -> tuple:
+    return (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (0, int(key))
+
+
+def fold_label(fold_key, variant=None, trial=None) -> str:
+    key = _as_key(fold_key)
+    k, n = _positions.get(key, (None, None))
+    where = f"fold {k}/{n}" if k else (f"fold {key[1]}" if key[0] == 0 else f"repeat {key[0]} fold {key[1]}")
     prefix = " ".join(p for p in (f"trial {trial}" if trial is not None else None, f"[{variant}]" if variant else None) if p)
     return f"{prefix} {where}".strip()
 
 
-def fold_skipped(fold_index: int, variant=None, trial=None) -> None:
-    say(f"{fold_label(fold_index, variant, trial)} (fold_{fold_index}): already finished; skipped")
+def fold_skipped(fold_key, dirname: str, variant=None, trial=None) -> None:
+    say(f"{fold_label(fold_key, variant, trial)} ({dirname}): already finished; skipped")
 
 
 def fold_finished(record: dict) -> None:
     from agebench.results.metrics import default_columns
 
-    label = fold_label(record["fold"], record.get("variant"), record.get("trial"))
+    label = fold_label((record.get("repeat") or 0, record["fold"]), record.get("variant"), record.get("trial"))
     took = duration(record.get("train_seconds") or 0)
     if record.get("status") != "ok":
         say(f"{label} {record.get('status', 'failed')} after {took}: {record.get('error', '')}")

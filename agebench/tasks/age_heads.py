@@ -268,6 +268,15 @@ class _Ordinal(AgeHead):
     def rank_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits.float())
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from the rank probabilities P(y > k): P(y = k) = P(y > k−1) − P(y > k), clipped
+        at 0 (the binary tasks need not be consistent) and renormalised."""
+        above = self.rank_probabilities(logits)
+        ones = torch.ones_like(above[:, :1])
+        zeros = torch.zeros_like(above[:, :1])
+        p = (torch.cat([ones, above], dim=1) - torch.cat([above, zeros], dim=1)).clamp_min(0.0)
+        return p / p.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
     def predict_class(self, logits):
         return (self.rank_probabilities(logits) > 0.5).sum(dim=1)
 
@@ -399,6 +408,9 @@ class AgeHeadTask(Task):
 
     def predict(self, output):
         return self.head.decode(output)
+
+    def class_probabilities(self, output):
+        return self.head.probabilities(output)
 
     def metrics(self, output, target):
         rows = labelled_ages(output, target, self.head.centres)

@@ -77,6 +77,11 @@ class Task:
     def metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:  # pragma: no cover
         raise NotImplementedError
 
+    def class_probabilities(self, output: torch.Tensor) -> torch.Tensor | None:
+        """(N, classes) probabilities of the head's classes, for calibration and risk–coverage
+        (agebench.results.uncertainty); None for a head that gives no distribution (regression)."""
+        return None
+
     def predict(self, output: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """A numeric prediction per row (class index or years) for prediction files and plots."""
         raise NotImplementedError
@@ -96,6 +101,9 @@ class AgeClassification(Task):
 
     def predict(self, output):
         return output.argmax(dim=1)
+
+    def class_probabilities(self, output):
+        return output.float().softmax(dim=1)
 
     def years(self, output: torch.Tensor) -> torch.Tensor:
         """The decoded age: the posterior expectation of bin centres (what MAE measures)."""
@@ -190,6 +198,14 @@ class Classification(Task):
         if self.loss_kind == "bce":
             return F.binary_cross_entropy_with_logits(output[:, 0], cls.float())
         return F.mse_loss(output[:, 0], cls.float())
+
+    def class_probabilities(self, output):
+        if self.loss_kind == "ce":
+            return output.float().softmax(dim=1)
+        if self.loss_kind == "bce":
+            p = torch.sigmoid(output.float()[:, 0])
+            return torch.stack([1 - p, p], dim=1)
+        return None  # mse: a regressed 0/1 is no probability
 
     def predict(self, output):
         if self.loss_kind == "ce":

@@ -47,7 +47,7 @@ def configured_callbacks(cfg) -> list:
     return out
 
 
-def fold_callbacks(cfg, fold_index: int, fold_dir: Path, progress_line, extra=()) -> FoldCallbacks:
+def fold_callbacks(cfg, fold_index: int, fold_dir: Path, progress_line, extra=(), repeat: int = 0) -> FoldCallbacks:
     """Every callback of one fold. `progress_line` is the fold's FoldProgress; `extra` callbacks (a
     benchmark's timer: benchmarks/fold_overhead.py) come last."""
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -70,7 +70,7 @@ def fold_callbacks(cfg, fold_index: int, fold_dir: Path, progress_line, extra=()
     history = HistoryCallback()
     callbacks = [best, latest, *configured_callbacks(cfg), history]
     if os.environ.get(FAULT_ENV):
-        callbacks.append(KillAt(os.environ[FAULT_ENV], fold_index))
+        callbacks.append(KillAt(os.environ[FAULT_ENV], fold_index, repeat))
     callbacks.append(signals.stop_at_safe_point_callback())  # a stop signal ends the fold between batches
     callbacks.append(progress_line)  # fold and epoch lines, live bar
     # jobs started or ended since: re-split the cores each epoch
@@ -109,7 +109,7 @@ class HistoryCallback:
 class KillAt:
     """The FAULT_ENV callback (tests only): die, or signal this process, at a fold's epoch start."""
 
-    def __new__(cls, spec: str, fold_index: int):
+    def __new__(cls, spec: str, fold_index: int, repeat: int = 0):
         from lightning.pytorch.callbacks import Callback
 
         want = dict(part.split("=") for part in spec.split(","))
@@ -118,7 +118,8 @@ class KillAt:
 
         class _Kill(Callback):
             def on_train_epoch_start(self, trainer, pl_module):
-                if int(want["fold"]) == fold_index and int(want["epoch"]) == trainer.current_epoch:
+                if (int(want["fold"]) == fold_index and int(want.get("repeat", 0)) == repeat
+                        and int(want["epoch"]) == trainer.current_epoch):
                     if signum is None:
                         os._exit(137)
                     os.kill(os.getpid(), signum)

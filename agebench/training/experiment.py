@@ -66,20 +66,20 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
     results_path = out / RESULTS_FILE
     existing = read_records(results_path)
     check_same_config(existing, chash, out, extra_record)
-    done = {r["fold"] for r in existing if r.get("status") == "ok" and same_trial(r, extra_record)}
+    done = {_key(r) for r in existing if r.get("status") == "ok" and same_trial(r, extra_record)}
     writer = global_rank() == 0  # under DDP every rank trains each fold; rank 0 alone writes results
     if writer:  # atomic: concurrent runs on one dir write it at the same time
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
-    progress.plan_folds([f.index for f in plan.folds])  # progress lines say "fold k/n"
+    progress.plan_folds([f.key for f in plan.folds])  # progress lines say "fold k/n"
     # SIGTERM/SIGINT/SIGUSR1: stop at a safe point, exit 128+signal, resumable (agebench/training/signals.py)
     with signals.stop_on_signals(requeue=bool(cfg.trainer.get("slurm_requeue", True))):
         for fold in plan.folds:
             signals.raise_if_requested()
-            if fold.index in done:
-                progress.fold_skipped(fold.index, cfg.get("variant"), (extra_record or {}).get("trial"))
+            if fold.key in done:
+                progress.fold_skipped(fold.key, fold.dirname, cfg.get("variant"), (extra_record or {}).get("trial"))
                 continue
-            claim = claim_fold(out, fold.index, results_path, extra_record)  # one process per fold
+            claim = claim_fold(out, fold, results_path, extra_record)  # one process per fold
             if claim is None:
                 continue
             with claim:
@@ -90,8 +90,8 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
                     with locking.exclusive(out / locking.RESULTS_LOCK):  # concurrent runs append, never overwrite
                         append_record(results_path, record)
                         write_summary(cfg, out, extra_record)  # after every fold, so a killed run keeps a true summary
-            if on_fold_end is not None:
-                on_fold_end(fold.index, record)
+            if on_fold_end is not None:  # a step number unique across repeats (sweeps report per step)
+                on_fold_end(fold.repeat * len({f.index for f in plan.folds}) + fold.index, record)
 
     if not writer:
         return summarise([])
@@ -105,21 +105,26 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
     return summary
 
 
-def claim_fold(out: Path, fold_index: int, results_path: Path, extra_record):
+def _key(record: dict) -> tuple:
+    """A record's (repeat, fold): the fold key of resume and locks (records before repeats: repeat 0)."""
+    return (int(record.get("repeat") or 0), record.get("fold"))
+
+
+def claim_fold(out: Path, fold, results_path: Path, extra_record):
     """This process's lock on the fold, or None when another process is training it or has finished it
     since this run read results.jsonl. Under DDP every rank trains every fold together: no lock."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return contextlib.nullcontext()
-    claim = locking.claim_fold(out / f"fold_{fold_index}")
+    claim = locking.claim_fold(out / fold.dirname)
     if claim is None:
         log.warning("fold %d is being trained by another process (it holds %s); skipping it here — rerun when "
-                    "that process has finished to include it in %s", fold_index, out / f"fold_{fold_index}" / locking.FOLD_LOCK,
+                    "that process has finished to include it in %s", fold.index, out / fold.dirname / locking.FOLD_LOCK,
                     SUMMARY_FILE)
         return None
-    if any(r.get("fold") == fold_index and r.get("status") == "ok" and same_trial(r, extra_record)
+    if any(_key(r) == fold.key and r.get("status") == "ok" and same_trial(r, extra_record)
            for r in read_records(results_path)):
         claim.release()
-        log.info("fold %d was finished by another process meanwhile; skipping", fold_index)
+        log.info("%s was finished by another process meanwhile; skipping", fold.dirname)
         return None
     return claim
 

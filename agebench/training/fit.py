@@ -79,7 +79,7 @@ def fit_fold(ctx: FoldContext, record: dict, extra_callbacks=()) -> dict:
 
     monitor, mode = str(cfg.early_stopping.monitor), str(cfg.early_stopping.mode)
     callbacks = fold_callbacks(cfg, fold.index, fold_dir, FoldProgress(cfg, fold, record, profile.get("params")),
-                               extra=extra_callbacks)
+                               extra=extra_callbacks, repeat=fold.repeat)
     logger = make_logger(cfg, cfg_dict, record, fold_dir)
     trainer = build_trainer(cfg, logger=logger, callbacks=callbacks.all, default_root_dir=str(fold_dir))
     try:
@@ -91,6 +91,8 @@ def fit_fold(ctx: FoldContext, record: dict, extra_callbacks=()) -> dict:
             best = callbacks.best.best_model_path or str(last)
             trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         metrics = {k: float(v) for k, v in module.last_metrics.get("test", {}).items()}
+        uncertainty, calibration = module.test_uncertainty()  # AuRC, ECE and their curves
+        metrics.update(uncertainty)
         predictions = fold_dir / "predictions.npz"
         if trainer.is_global_zero:
             np.savez_compressed(predictions, **module.test_predictions)
@@ -102,9 +104,10 @@ def fit_fold(ctx: FoldContext, record: dict, extra_callbacks=()) -> dict:
             "best_epoch": _best_epoch(history, monitor, mode),
             "resumed_from_epoch": resumed_from,  # epoch (0-based) of the last.ckpt this fold resumed from
             "history": history,
-            "predictions": str(predictions.relative_to(fold_dir.parent)),
+            "predictions": str(predictions.relative_to(ctx.out)),  # run-dir relative (repeat_<r>/fold_<k>/…)
             "breakdown": _breakdown(tasks, module, dataset, dataset_fold),  # per age decade / gender / race
-            "checkpoint": str(Path(best).relative_to(fold_dir.parent)) if best else None,
+            "calibration": calibration,  # reliability bins per classifier, the age risk–coverage curve
+            "checkpoint": str(Path(best).relative_to(ctx.out)) if best else None,
             "trainer": trainer_description(cfg, on_gpu),
             **profile,
         }
@@ -153,3 +156,4 @@ def _breakdown(tasks, module, dataset, dataset_fold) -> dict:
     from agebench.results.breakdown import fold_breakdown
 
     return fold_breakdown(tasks, module.test_predictions, dataset.records.iloc[dataset_fold.test], dataset.race_names)
+

@@ -33,11 +33,11 @@ class FoldContext:
 
     @property
     def fold_dir(self) -> Path:
-        return self.out / f"fold_{self.fold.index}"
+        return self.out / self.fold.dirname
 
     @property
     def dataset_fold(self) -> Fold:
         """The fold in dataset rows: fold indices address the task-filtered records, while the image
         array and the targets are indexed by dataset row."""
         rows, f = self.plan.rows, self.fold
-        return Fold(f.index, rows[f.train], rows[f.val], rows[f.test])
+        return Fold(f.index, rows[f.train], rows[f.val], rows[f.test], repeat=f.repeat)

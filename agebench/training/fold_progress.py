@@ -28,7 +28,7 @@ def _batch_len(batch) -> int:
 
 class FoldProgress(pl.Callback):
     def __init__(self, cfg, fold, record: dict, params=None):
-        self.label = progress.fold_label(fold.index, record.get("variant"), record.get("trial"))
+        self.label = progress.fold_label(fold.key, record.get("variant"), record.get("trial"))
         self.fold_index = fold.index
         self.sizes = fold.sizes()
         self.model = str(cfg.model.name)

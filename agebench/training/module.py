@@ -169,10 +169,22 @@ class MultiTaskModule(pl.LightningModule):
                 self.test_predictions[f"{name}_true"] = target.numpy()
                 self.test_predictions[f"{name}_pred"] = self.tasks[name].predict(output).numpy()
                 self.test_predictions[f"{name}_output"] = output.numpy()
+                proba = self.tasks[name].class_probabilities(output)
+                if proba is not None:  # calibration and risk–coverage (agebench.results.uncertainty)
+                    self.test_predictions[f"{name}_proba"] = proba.numpy()
                 if hasattr(self.tasks[name], "years"):  # decoded age in years (per-group error, bias plots)
                     self.test_predictions[f"{name}_years"] = self.tasks[name].years(output).numpy()
         self._eval_outputs = {}
         return metrics
+
+    def test_uncertainty(self) -> tuple[dict, dict]:
+        """(metrics, calibration) of the last test's predictions: age AuRC, each classifier's ECE and their
+        curves (agebench.results.uncertainty); train and eval both record them."""
+        from agebench.results.uncertainty import fold_uncertainty
+
+        age = next((t for t in self.tasks.values() if t.name == "age"), None)
+        bins = getattr(age, "bins", None) if age is not None else None
+        return fold_uncertainty(self.test_predictions, bins.centres if bins is not None else None)
 
     def validation_step(self, batch, batch_idx):
         loss = self._eval_step(batch)

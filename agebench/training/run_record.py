@@ -30,6 +30,7 @@ def new_record(ctx) -> dict:
         "load_size": sizes.load_size,    # the cached size the crops were taken from
         "protocol": cfg.protocol.name,
         "fold": fold.index,
+        "repeat": fold.repeat,  # with protocol.repeats, (repeat, fold) is the fold's key
         "fold_sizes": fold.sizes(),
         "seed": int(cfg.seed),
         "status": "failed",

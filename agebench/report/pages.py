@@ -1,0 +1,85 @@
+"""Results pages (docs/results/*.md): prose written by hand, every table generated from committed run records.
+
+A page marks each generated region with the report command that makes it:
+
+    <!-- agebench report runs=reports/results/utkface/architectures table=utkface_architectures -->
+    …generated: the recipe's tables in Markdown, and how many folds ended on their last epoch…
+    <!-- end -->
+
+`agebench report page=docs/results/utkface.md` re-renders every region from the records (paths relative to
+the project root) and rewrites the page atomically; tests/test_results_pages.py renders each committed page
+again and fails when it differs, so a page can never drift from its records, and a record changes a page
+only through this command.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from agebench.errors import UserError
+from agebench.paths import PROJECT_ROOT
+
+REGION = re.compile(r"(<!-- agebench report (?P<args>[^>]*?) -->\n)(?P<body>.*?)(<!-- end -->)", re.S)
+ALLOWED_ARGS = {"runs", "table", "metrics", "precision", "power", "breakdown", "filters"}
+
+
+def region_config(args: str, root: Path = PROJECT_ROOT):
+    """The report config of one region's `key=value` arguments (runs= relative to the project root)."""
+    from omegaconf import OmegaConf
+
+    cfg = {"runs": None, "table": None, "format": "md", "percent": True, "precision": 2, "incomplete": "mark",
+           "compare": True, "confidence": 0.95, "filters": {}, "metrics": None, "ignore": [], "power": None,
+           "source": "local", "breakdown": None}
+    for item in shlex.split(args):
+        key, sep, value = item.partition("=")
+        if not sep or key not in ALLOWED_ARGS:
+            raise UserError(f"results page region argument {item!r}: use key=value with keys {sorted(ALLOWED_ARGS)}")
+        cfg[key] = str(root / value) if key == "runs" else value
+    return OmegaConf.create(cfg)
+
+
+def render_region(args: str, root: Path = PROJECT_ROOT) -> str:
+    from agebench.report.document import build_document
+    from agebench.report.tables import render
+
+    cfg = region_config(args, root)
+    doc, _, groups, frame, _ = build_document(cfg)
+    text = render(doc, "md").rstrip() + "\n"
+    return text + "\n" + budget_line(frame) + "\n"
+
+
+def budget_line(frame) -> str:
+    """Whether the epoch budget was enough: a fold whose best epoch is its last was still learning."""
+    if frame is None or frame.empty or "_record" not in frame:
+        return "_No finished fold yet._"
+    ok = [r for r in frame["_record"] if r.get("status") == "ok" and r.get("best_epoch") is not None]
+    if not ok:
+        return "_No finished fold yet._"
+    last = sum(1 for r in ok if int(r["best_epoch"]) + 1 >= int(r.get("epochs") or 0))
+    budgets = sorted({int(r.get("epochs") or 0) for r in ok})
+    return (f"_Epoch budget: {', '.join(map(str, budgets))} epochs; the best validation epoch was the last one in "
+            f"{last} of {len(ok)} finished folds"
+            + (" (those folds were still learning: their rows understate the method)._" if last else "._"))
+
+
+def render_page(text: str, root: Path = PROJECT_ROOT) -> str:
+    """The page with every marked region re-rendered from its records."""
+    return REGION.sub(lambda m: m.group(1) + render_region(m.group("args"), root) + m.group(4), text)
+
+
+def write_page(path: str | Path) -> str:
+    """Re-render `path` in place (atomically); the summary line of what it did."""
+    from agebench.results.store import atomic_write_text
+
+    page = Path(str(path))
+    if not page.is_file():
+        raise UserError(f"page={path} is not a file; give a results page such as docs/results/utkface.md")
+    text = page.read_text(encoding="utf-8")
+    regions = len(REGION.findall(text))
+    if not regions:
+        raise UserError(f"{page} has no `<!-- agebench report … -->` … `<!-- end -->` region to render")
+    new = render_page(text)
+    atomic_write_text(page, new)
+    return f"{page}: {regions} region(s) re-rendered from their run records" + ("" if new != text else " (unchanged)")
