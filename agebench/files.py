@@ -1,4 +1,5 @@
-"""Temporary files for atomic writes that get the permissions a plain `open()` would give.
+"""Files written safely: temporary files for atomic writes that get the permissions a plain `open()` would give,
+and `flock` locks for read-modify-write sections.
 
 `tempfile.mkstemp` creates its file mode 0600 whatever the umask, so a results store or checkpoint
 written through it could not be read by the other users of a shared sweep directory. `temp_beside`
@@ -9,9 +10,11 @@ and a name unique to this process and call, so concurrent writers of one file ne
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from agebench.errors import DiskFullError
@@ -64,3 +67,21 @@ def disk_full(path: Path, err: OSError) -> DiskFullError:
         free = "free space unknown"
     return DiskFullError(f"{os.strerror(err.errno).lower()} writing {path} ({free}); free some space "
                          f"or set output_dir to a larger disk, then rerun the same command to resume")
+
+
+def open_lock_file(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # 0o666 & ~umask, like any file we write
+
+
+@contextmanager
+def exclusive(path: str | Path):
+    """Wait for, then hold, an exclusive `flock` on `path` (a short critical section, e.g. appending a run
+    record: two processes read-modify-writing one JSONL file at once would lose one record). The kernel drops
+    the lock when its holder exits, however it exits, so a lock file left behind never blocks."""
+    fd = open_lock_file(Path(path))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

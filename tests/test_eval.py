@@ -108,3 +108,24 @@ def test_eval_user_errors_are_one_line(tmp_path, trained_run):
                          config_name="eval")
     with pytest.raises(UserError, match="data=fgnet has no gender labels, but the model predicts age\\+gender"):
         evaluate(str(trained_run), cfg.data, echo=lambda *_: None)
+
+
+def test_a_planted_interpolation_in_a_run_config_is_refused_not_resolved(tmp_path, trained_run):
+    """Issue 26 (1): config.yaml is written resolved; `${oc.env:…}` in it was planted by whoever could write the
+    run dir. Eval and export refuse it in one line instead of reading the evaluator's environment."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("data:\n", "data:\n  note: ${oc.env:SECRET_TOKEN}\n", 1))
+    env = {"SECRET_TOKEN": "hunter2-secret"}
+    for command in (("eval", f"ckpt={run}", "eval.folds=[0]"), ("export", f"ckpt={run}")):
+        result = run_cli(*command, env=env)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.count("\n") == 1 and "holds an interpolation at data.note" in result.stderr
+        assert "hunter2" not in result.stdout + result.stderr
+    assert not (run / EVALS_FILE).exists() or "hunter2" not in (run / EVALS_FILE).read_text()
+    (run / "config.yaml").write_text("model: [unclosed\n")  # not YAML: one line too
+    broken = run_cli("eval", f"ckpt={run}", "eval.folds=[0]")
+    assert broken.returncode == 2 and broken.stderr.count("\n") == 1 and "is not a readable run config" in broken.stderr

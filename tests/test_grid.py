@@ -161,6 +161,24 @@ def test_a_grid_trial_killed_before_its_params_were_drawn_is_rerun_at_its_point(
     assert [t.user_attrs.get("retry_of") for t in complete] == [0, None, None, None]
 
 
+def test_a_worker_killed_a_moment_ago_is_not_taken_for_a_live_one(sweeps_env, tmp_path, monkeypatch):
+    """Issue 26 (2): the dead worker's trial still had a fresh heartbeat (within 2 × heartbeat_s) when the worker
+    was restarted, so the old loop took it for a live worker's, never waited and exited 0 with its point never
+    run. Now a fresh beat must be seen again to count as alive; this one goes silent, stale, and is rerun."""
+    fake_trainer(monkeypatch)
+    (sweeps_env / "g.yaml").write_text(GRID)
+    spec, user = load_spec("g", [f"sweep.dir={tmp_path / 'g'}", "sweep.heartbeat_s=1", "sweep.stale_after_s=3"])
+    study, storage = open_study(spec)
+    dead = study.ask()
+    dead.suggest_categorical("seed", [0, 1, 2, 3])
+    storage.set_trial_user_attr(dead._trial_id, "worker", "deadhost:1")
+    storage.set_trial_system_attr(dead._trial_id, HEARTBEAT_ATTR, time.time() - 0.5)  # killed half a beat ago
+    run_action(spec, "run", user, echo=lambda s: None)  # returns only when every point is COMPLETE
+    study, _ = open_study(spec, create=False)
+    assert sorted(t.params["seed"] for t in study.trials if t.state == TrialState.COMPLETE) == [0, 1, 2, 3]
+    assert study.trials[0].user_attrs["fail_kind"] == "stale"
+
+
 def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

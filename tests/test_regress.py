@@ -186,3 +186,18 @@ def test_a_baseline_cannot_contradict_the_metric_registry(tmp_path):
     assert c.ok and not c.higher
     with pytest.raises(UserError, match=r"contradicts agebench/results/metrics.py .*lower-is-better.*drop `direction:`"):
         evaluate(_baseline("age/mae", expected=5.3, tolerance=0.1, direction="higher"), frame)
+
+
+def test_an_infinite_metric_fails_the_gate_and_is_never_measured(measured, tmp_path):
+    """Issue 26 (4): `Infinity` in results.jsonl used to PASS (inf ≥ any bound) and update=true wrote `.inf`."""
+    _, baseline = measured
+    for name, value in (("inf", float("inf")), ("neg", float("-inf"))):
+        runs = quickstart_runs(tmp_path / name, age_mt=[AGE_MT[0], value, AGE_MT[2]])
+        gate = agebench("regress", f"baseline={baseline}", f"runs={runs}", cwd=tmp_path)
+        assert gate.returncode == 1, gate.stdout + gate.stderr
+        assert "not a finite number in fold(s) 1" in gate.stdout
+        template = tmp_path / f"{name}.yaml"
+        template.write_text(SHIPPED.read_text())
+        update = agebench("regress", f"baseline={template}", f"runs={runs}", "update=true", cwd=tmp_path)
+        assert update.returncode == 2 and "non-finite value" in update.stderr and update.stderr.count("\n") == 1
+        assert ".inf" not in template.read_text()

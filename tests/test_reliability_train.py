@@ -249,14 +249,12 @@ def test_two_commands_on_one_output_dir_train_each_fold_once(tmp_path):
 
 
 def test_a_fold_finished_meanwhile_by_another_process_is_not_retrained(tmp_path):
+    import numpy as np
     from fakes_records import make_record
 
+    from agebench.data.protocols import Fold
     from agebench.results.store import append_record
     from agebench.training.experiment import claim_fold as _claim_fold
-
-    import numpy as np
-
-    from agebench.data.protocols import Fold
 
     def fold(k, repeat=0):
         return Fold(k, np.arange(0), np.arange(0), np.arange(0), repeat=repeat)

@@ -1,6 +1,7 @@
 """The results store: atomic appends keyed by fold, summaries, loading into pandas."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,21 @@ def test_corrupt_line_is_a_user_error(tmp_path):
     path.write_text(json.dumps(record(0)) + "\n{not json\n")
     with pytest.raises(UserError, match="results.jsonl:2"):
         read_records(path)
+
+
+def test_two_processes_appending_to_one_store_lose_no_record(tmp_path):
+    """Issue 26 (5): eval appended to evals.jsonl without train's lock; two writers of 100 records each left 145.
+    append_record now locks the store itself, whoever calls it."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "evals.jsonl"
+    code = ("import sys; sys.path.insert(0, 'tests'); from fakes_records import make_record; "
+            "from agebench.results.store import append_record; "
+            "[append_record(sys.argv[1], make_record(int(sys.argv[2]) * 1000 + i)) for i in range(100)]")
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(target), str(k)], cwd=root) for k in (1, 2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    from agebench.results.store import read_records
+
+    assert sorted(r["fold"] for r in read_records(target)) == sorted(k * 1000 + i for k in (1, 2) for i in range(100))

@@ -205,6 +205,21 @@ def test_utkface_names_and_malformed(tmp_path):
     row = records.set_index("image").loc["26_1_1_20170116165020563.jpg.chip.jpg"]
     assert (row["age"], row["gender"], row["race"]) == (26.0, 1, 1)
     assert "part2/33_1_0_20170117135555218.jpg" in set(records["image"])
+    # issue 27: a space or a missing dot before the extension loses no label: kept, and the note counts them
+    for name, labels in zip(fake_utk.REPAIRED, [(24.0, 0, 1), (55.0, 0, 0)], strict=True):
+        row = records.set_index("image").loc[name]
+        assert (row["age"], row["gender"], row["race"]) == labels
+    (note,) = [n for n in parsed.notes if "repaired" in n]
+    assert note.startswith("2 file name(s) repaired (space or missing dot before the extension), kept")
+
+
+def test_utkface_names_reject_unicode_digits_and_newlines():
+    from agebench.data.sources.utkface import parse_name
+
+    assert parse_name("２4_0_1_20170116174525125.jpg")[0] is None   # fullwidth 2
+    assert parse_name("24_0_1_2017011617452512５.jpg")[0] is None   # fullwidth 5 in the date
+    assert parse_name("24_0_1_20170116174525125\n.jpg")[0] is None
+    assert parse_name("24_0_1_20170116174525125.jpg") == ({"age": 24.0, "gender": 0, "race": 1}, "")
 
 
 def test_utkface_empty_root(tmp_path):

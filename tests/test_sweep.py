@@ -423,9 +423,11 @@ def test_a_worker_does_not_wait_for_live_or_own_trials(sweeps_env, tmp_path, mon
     _other_trial(spec, worker_id(), time.time() - 0.6)  # "this worker's" own (e.g. a crashed in-process run)
     t0 = time.time()
     with heartbeat(storage, live._trial_id, 0.2):  # a live worker beating in the background
-        tally = run_action(spec, "run", user, echo=lambda s: None)
+        # issue 26: the worker does not wait for the live trial (seen beating again), but its own RUNNING trial
+        # (a crashed in-process run) is unfinished and nobody runs it: one line, non-zero exit, never 0
+        with pytest.raises(StudyStopped, match=r"ends with trial\(s\) 1 not finished: rerun the same command"):
+            run_action(spec, "run", user, echo=lambda s: None)
         assert time.time() - t0 < 10  # exited without waiting (a wait would last until stale, 30 s)
-    assert tally["complete"] == 1
     study, _ = open_study(spec, create=False)
     assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.RUNNING, TrialState.COMPLETE]
     assert "waiting for trial" not in caplog.text
@@ -441,9 +443,12 @@ def test_the_wait_for_a_dead_trial_is_bounded(sweeps_env, tmp_path, monkeypatch,
     spec, user = study_spec(sweeps_env, tmp_path, n=2, extra=WAIT)
     _other_trial(spec, "deadhost:1", time.time() - 0.6)
     t0 = time.time()
-    tally = run_action(spec, "run", user, echo=lambda s: None)
+    # it gives up on the trial, and says so: the study still has an unfinished point, so no exit 0 (issue 26)
+    with pytest.raises(StudyStopped, match=r"ends with trial\(s\) 0 not finished"):
+        run_action(spec, "run", user, echo=lambda s: None)
     assert 4 <= time.time() - t0 < 15  # stale_after_s + 2 × heartbeat_s of waiting, then it gives up
-    assert tally["complete"] == 1
+    study, _ = open_study(spec, create=False)
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 1
     assert "waiting for trial 0" in caplog.text and "not waiting longer" in caplog.text
 
 
@@ -561,9 +566,11 @@ def test_real_multi_objective_study_with_a_failing_trial(sweeps_env, tmp_path, c
         "objectives: {age/top1: maximize, latency_ms: minimize}\n")
     spec, user = load_spec("mo", [*FAST, f"cache_dir={cache_dir}", f"sweep.dir={tmp_path / 'mo'}"])
     assert spec.n_trials == 4
-    tally = run_action(spec, "run", user, echo=lambda s: None)
-    assert tally == {"ran": 4, "complete": 2, "pruned": 0, "failed": 2}
+    # every point ran; two could not build: a grid with a failed point never exits 0 (issue 26), it says which
+    with pytest.raises(StudyStopped, match=r"grid point trial\(s\) \d, \d failed: `agebench sweep .*action=retry_failed` reruns"):
+        run_action(spec, "run", user, echo=lambda s: None)
     study, _ = open_study(spec, create=False)
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert {t.params["tasks.age.bins"] for t in failed} == {"uniform:1"}
     assert all(t.user_attrs["fail_kind"] == "config" and "uniform" in t.user_attrs["fail_reason"] for t in failed)

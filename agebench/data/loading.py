@@ -30,6 +30,17 @@ class LoadedDataset:
     native_age_bins: AgeBins | None = None
     race_names: tuple[str, ...] = ()
 
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the record table (which images, with which labels and subjects, in which order): what the
+        folds are made from. Resume compares it, so a parser change (a repaired name, a new file) never mixes
+        folds of two different record tables in one output_dir."""
+        import hashlib
+
+        columns = [c for c in ("image", "subject", "age", "gender", "race", "age_group") if c in self.records.columns]
+        text = self.records[columns].to_csv(index=False, float_format="%.6g")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 def load_size(data_cfg) -> int:
     """Size images are cached at: data.load_size, else 256/227 of the network input (seed 000's crops)."""

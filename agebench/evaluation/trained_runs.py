@@ -82,13 +82,37 @@ def _fold_of(fold_dir: Path) -> int:
 
 
 def run_config(run_dir: Path, record: dict) -> DictConfig:
-    """The run's own resolved config: `<run>/config.yaml`, else the copy inside its run record."""
+    """The run's own resolved config: `<run>/config.yaml`, else the copy inside its run record.
+
+    Trusted as data only: `agebench train` writes it resolved, so an interpolation in it (`${oc.env:…}`, a
+    custom resolver) was planted by someone who could write the run dir, and resolving it would read the
+    evaluating user's environment into evals.jsonl. Such a config is refused in one line, before anything reads it."""
     saved = run_dir / "config.yaml"
-    cfg = OmegaConf.load(saved) if saved.exists() else OmegaConf.create(record.get("config") or {})
-    if "model" not in cfg or "tasks" not in cfg or "data" not in cfg:
+    source = saved if saved.exists() else run_dir / "results.jsonl"
+    try:
+        cfg = OmegaConf.load(saved) if saved.exists() else OmegaConf.create(record.get("config") or {})
+    except Exception as err:  # not YAML, not a mapping: one line, naming the file
+        raise UserError(f"{source} is not a readable run config ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}); rerun `agebench train` for this run dir") from None
+    planted = _interpolations(OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else {})
+    if planted:
+        key, value = planted[0]
+        raise UserError(f"{source} holds an interpolation at {key} ({value!r}); agebench writes run configs "
+                        f"resolved, so this one was edited: it is refused rather than resolved (it could read your "
+                        f"environment). Restore the file or rerun `agebench train`")
+    if not isinstance(cfg, DictConfig) or "model" not in cfg or "tasks" not in cfg or "data" not in cfg:
         raise UserError(f"{run_dir} has no usable config.yaml (and its run record no config); it was not "
                         f"written by `agebench train`")
     return cfg
+
+
+def _interpolations(node, path: str = "") -> list[tuple[str, str]]:
+    """(dotted key, value) of every string holding an OmegaConf interpolation `${…}`."""
+    if isinstance(node, dict):
+        return [hit for k, v in node.items() for hit in _interpolations(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(node, list):
+        return [hit for i, v in enumerate(node) for hit in _interpolations(v, f"{path}[{i}]")]
+    return [(path, node)] if isinstance(node, str) and "${" in node else []
 
 
 def load_weights(module, checkpoint: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from agebench.report.frame import (
@@ -106,9 +107,11 @@ def make_group(key: dict, records: pd.DataFrame) -> Group:
         if sub.empty:
             continue
         values = sub[col].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):  # an inf fold makes mean/std inf or NaN; the gate says why
+            mean, std = float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else float("nan"))
         group.metrics[col[len(METRIC_PREFIX):]] = Stat(
-            mean=float(values.mean()),
-            std=float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+            mean=mean,
+            std=std,
             n=int(len(values)),
             values=dict(zip(sub["fold"].tolist(), values.tolist(), strict=False)),
         )

@@ -205,7 +205,11 @@ def evaluate(data: Mapping, frame, path="baseline") -> list[Check]:
                 continue
             min_folds = conf.get("min_folds")
             needed = int(min_folds) if min_folds is not None else group.n_expected
-            if stat.n < needed:
+            bad = sorted((str(f) for f, v in stat.values.items() if not math.isfinite(float(v))))
+            if bad or not math.isfinite(check.mean):
+                check.status = "FAIL"
+                check.reason = f"not a finite number in fold(s) {', '.join(bad) or '?'}: the run is broken"
+            elif stat.n < needed:
                 check.status = "INCOMPLETE"
                 check.reason = f"{stat.n} finished fold(s), {needed} needed ({group.problems() or 'folds missing'})"
             elif check.two_sided and abs(check.mean - expected) > check.tolerance:
@@ -268,6 +272,9 @@ def update_baseline(path: Path, data: dict, frame, runs) -> list[str]:
             stat = g.metrics.get(metric)
             if stat is None:
                 raise UserError(f"{path}: the runs of {conf['name']!r} have no {metric}")
+            if not math.isfinite(stat.mean):  # an inf/NaN fold is a broken run, never a baseline
+                raise UserError(f"{path}: {conf['name']!r} / {metric} is {stat.mean} over its folds (a fold recorded a "
+                                f"non-finite value); fix or rerun those folds before measuring a baseline")
             spec["expected"] = round(stat.mean, 6)
             spec["std"] = round(stat.std, 6) if math.isfinite(stat.std) else None
             spec["n"] = stat.n

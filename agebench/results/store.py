@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from agebench.errors import UserError
-from agebench.files import NO_SPACE, disk_full, temp_beside
+from agebench.files import NO_SPACE, disk_full, exclusive, temp_beside
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -122,18 +122,27 @@ def append_record(path: str | Path, record: dict, key=_record_key) -> None:
     if missing:
         raise ValueError(f"run record lacks {missing}")
     same = key(record)
-    kept = [r for r in read_records(path) if key(r) != same]
-    kept.append(_jsonable(record))
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    with exclusive(_lock_of(path)):  # any writer (train, eval, a notebook): read-modify-write as one step
+        kept = [r for r in read_records(path) if key(r) != same]
+        kept.append(_jsonable(record))
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
 def drop_records(path: str | Path, unwanted) -> int:
     """Remove the records for which `unwanted(record)` is true, atomically; returns how many went."""
-    records = read_records(path)
-    kept = [r for r in records if not unwanted(r)]
-    if len(kept) < len(records):
-        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    with exclusive(_lock_of(path)):
+        records = read_records(path)
+        kept = [r for r in records if not unwanted(r)]
+        if len(kept) < len(records):
+            atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
     return len(records) - len(kept)
+
+
+def _lock_of(path: str | Path) -> Path:
+    """The lock file of a JSONL store (`results.jsonl.lock` beside `results.jsonl`): its own file, so a caller
+    that already holds a wider lock (train's `.results.lock`) never waits on itself."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
 
 
 def summarise(records: list[dict]) -> dict:

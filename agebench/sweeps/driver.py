@@ -9,12 +9,14 @@ objective. Any number of workers, on one machine or many, may run this loop on t
   ones of every worker; it is checked before each ask, so workers that ask in the same instant may
   overshoot it by at most (workers − 1) trials. Trials failed because their worker died or was
   interrupted are requeued and not counted; neither are discarded grid duplicates.
-* **Dead workers' trials.** A worker that finds the budget spent does not exit while another
-  worker's RUNNING trial looks dead (no heartbeat for over 2 × `sweep.heartbeat_s`) and the budget
-  would not be spent without the dead-looking trials: it waits until each finishes, beats again or
-  is silent for `sweep.stale_after_s` — then it is failed as stale, requeued, and this worker runs
-  it. Live trials of other workers (fresh heartbeats) are never waited on, and neither are this
-  worker's own; each trial is waited on for at most about `sweep.stale_after_s`.
+* **Unfinished trials.** A worker that finds the budget spent does not exit while another worker's
+  trial is RUNNING and the budget would not be spent without it: a fresh heartbeat does not prove a
+  live worker (one killed a moment ago looks the same), so it watches the trial until it beats again
+  (a live worker: that worker finishes it) or goes silent for over 2 × `sweep.heartbeat_s` — then it
+  waits until the trial is silent for `sweep.stale_after_s`, fails it as stale, requeues and runs it.
+  A dead-looking trial is waited on for at most about `sweep.stale_after_s`. A worker never exits 0
+  while a trial is WAITING, RUNNING without a live worker, or a failed grid point: it ends in one line
+  (exit 4) that says which, and rerunning the same command finishes the study.
 * **Pruning.** Single-objective studies with a pruner report, after each fold, the running fold mean
   of the objective (`trial.report(value, step=fold)`); a pruned trial ends as PRUNED.
 * **Failures.** A fold that raises or diverges, a config that does not compose, or an objective the
@@ -138,7 +140,29 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
          f"{tally['pruned']} pruned, {tally['failed']} failed); study {spec.study_name!r} has "
          f"{counts.budget_used}/{spec.n_trials} trials: {_state_text(counts)}")
     _fail_if_nothing_succeeded(spec, study, counts)
+    _fail_if_unfinished(spec, study, dead_wait.alive)
     return tally
+
+
+def _fail_if_unfinished(spec: SweepSpec, study, alive: set[int]) -> None:
+    """A worker never exits 0 while a point of the study is unfinished — WAITING, or RUNNING without a worker
+    seen alive (a dead one, this worker's own crashed run) — or, for a grid, failed: rerunning the same
+    command finishes it (issue 26). Trials of workers seen beating are theirs to finish."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    superseded = superseded_failures(trials)
+    open_ = [t.number for t in trials if t.state == TrialState.WAITING
+             or (t.state == TrialState.RUNNING and t.number not in alive)]
+    failed = [t.number for t in trials if spec.kind == "grid" and t.state == TrialState.FAIL
+              and t.number not in superseded and t.user_attrs.get(FAIL_KIND) not in RETRIED_KINDS + DISCARDED_KINDS]
+    if open_ or failed:
+        what = "; ".join(p for p in (f"trial(s) {', '.join(map(str, open_))} not finished" if open_ else "",
+                                     f"grid point trial(s) {', '.join(map(str, failed))} failed" if failed else "") if p)
+        how = ("rerun the same command to finish it" if open_ else "") + (" and " if open_ and failed else "") + \
+              (f"`{sweep_hint(spec, 'retry_failed')}` reruns the failed points" if failed else "")
+        raise StudyStopped(f"study {spec.study_name!r} ends with {what}: {how} "
+                           f"(`{sweep_hint(spec, 'status')}` shows each trial's state)")
 
 
 def _fail_if_nothing_succeeded(spec: SweepSpec, study, counts: Counts) -> None:
@@ -190,6 +214,9 @@ class _DeadTrialWait:
         self.spec, self.me = spec, me
         self.since: dict[int, float] = {}   # trial number → when this worker began waiting for it
         self.given_up: set[int] = set()
+        self.first_beat: dict[int, float] = {}   # trial number → the heartbeat seen when first looked at
+        self.alive: set[int] = set()              # trials seen beating again since: a live worker runs them
+        self.watched_since: dict[int, float] = {}  # trial number → when this worker began watching its fresh beat
 
     def pause(self, trials, counts: Counts) -> float | None:
         """Seconds to sleep before looking again, or None to exit now."""
@@ -198,21 +225,39 @@ class _DeadTrialWait:
         spec, now = self.spec, time.time()
         give_up_after = spec.stale_after_s + 2 * spec.heartbeat_s
         suspects = []   # (trial, seconds silent)
+        unproven = []   # fresh heartbeat, not yet seen beating again: a live worker, or one killed a moment ago
         for t in trials:
             if t.state != TrialState.RUNNING or t.number in self.given_up or t.user_attrs.get(WORKER) == self.me:
                 continue  # never wait for this worker's own trial
-            silent = now - last_sign_of_life(t)
+            beat = last_sign_of_life(t)
+            silent = now - beat
+            if beat > self.first_beat.setdefault(t.number, beat):
+                self.alive.add(t.number)  # it beat again while this worker looked: its worker is alive
+            if t.number in self.alive and silent <= 2 * spec.heartbeat_s:
+                continue  # a live worker's trial: that worker finishes it
             if silent <= 2 * spec.heartbeat_s:
-                self.since.pop(t.number, None)
-                continue  # a live worker's trial: it counts, and this worker need not wait for it
+                # A fresh heartbeat alone does not prove a live worker: one killed a moment ago looks the same.
+                # Watch it for another beat (alive) or for silence (dead: wait until stale, then rerun it). A beat
+                # that stays fresh for longer than two beats without changing is dated ahead (clock skew): trust it.
+                watched = now - self.watched_since.setdefault(t.number, now)
+                if watched > 2 * spec.heartbeat_s + 1.0:
+                    self.alive.add(t.number)
+                    continue
+                unproven.append(t)
+                continue
+            self.alive.discard(t.number)  # silent for over two beats: watched as a dead one from now
             if now - self.since.get(t.number, now) > give_up_after:
                 log.warning("trial %d still RUNNING after waiting %.0f s for it to go stale; not waiting longer",
                             t.number, now - self.since[t.number])
                 self.given_up.add(t.number)
                 continue
             suspects.append((t, silent))
-        if not suspects or counts.budget_used - len(suspects) >= spec.n_trials:
-            return None  # nothing to wait for, or the budget is spent even without the dead-looking trials
+        if counts.budget_used - len(suspects) - len(unproven) >= spec.n_trials:
+            return None  # the budget is spent even without the unfinished trials: they are surplus
+        if unproven and not suspects:
+            return max(0.05, min(spec.heartbeat_s / 2, spec.stale_after_s / 4))  # look again within a beat
+        if not suspects:
+            return None
         for t, silent in suspects:
             if t.number not in self.since:
                 self.since[t.number] = now

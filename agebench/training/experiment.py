@@ -61,11 +61,14 @@ def run_experiment(cfg: DictConfig, output_dir: str, on_fold_end=None, extra_rec
 
     dataset = load_dataset(cfg.data, cache_dir(cfg))
     plan = plan_folds(cfg, dataset)
-    context = FoldContext(cfg, cfg_dict, chash, dataset, plan, sizes, out, extra_record)
+    context = FoldContext(cfg, cfg_dict, chash, dataset, plan, sizes, out, extra_record,
+                          records_fingerprint=dataset.fingerprint)
 
     results_path = out / RESULTS_FILE
     existing = read_records(results_path)
     check_same_config(existing, chash, out, extra_record)
+    check_same_records(existing, context.records_fingerprint, {f.key: f.sizes() for f in plan.folds}, out,
+                       extra_record)
     done = {_key(r) for r in existing if r.get("status") == "ok" and same_trial(r, extra_record)}
     writer = global_rank() == 0  # under DDP every rank trains each fold; rank 0 alone writes results
     if writer:  # atomic: concurrent runs on one dir write it at the same time
@@ -140,6 +143,21 @@ def same_trial(record: dict, extra: dict | None) -> bool:
     """Whether `record` belongs to the same sweep trial (study, trial) as `extra` (both None: no sweep)."""
     extra = extra or {}
     return all(record.get(k) == extra.get(k) for k in ("study", "trial"))
+
+
+def check_same_records(existing: list[dict], fingerprint: str, sizes: dict, out: Path, extra) -> None:
+    """Refuse to resume folds made from another record table (a parser that now keeps or skips other files, a
+    changed data.root): the finished folds' splits would not be this run's. Records from before the
+    fingerprint existed are compared by their folds' sizes."""
+    finished = [r for r in existing if same_trial(r, extra) and r.get("status") == "ok"]
+    other = {r.get("records_fingerprint") for r in finished if r.get("records_fingerprint")} - {fingerprint}
+    resized = [r for r in finished if not r.get("records_fingerprint") and isinstance(r.get("fold_sizes"), dict)
+               and _key(r) in sizes and r["fold_sizes"] != sizes[_key(r)]]
+    if other or resized:
+        why = (f"fingerprint {sorted(other)[0]} vs {fingerprint}" if other else
+               f"fold {resized[0]['fold']} had {resized[0]['fold_sizes']}, now {sizes[_key(resized[0])]}")
+        raise UserError(f"{out} holds folds trained on another record table ({why}: the dataset's files or their "
+                        f"parsing changed); use a new output_dir")
 
 
 def check_same_config(existing: list[dict], chash: str, out: Path, extra) -> None:

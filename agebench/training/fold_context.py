@@ -23,6 +23,7 @@ class FoldContext:
     out: Path                # the experiment's output_dir
     extra: dict | None = None   # merged into the record (a sweep's study and trial)
     fold: Fold | None = None    # set by for_fold
+    records_fingerprint: str | None = None   # the record table's hash (LoadedDataset.fingerprint), once
 
     def for_fold(self, fold: Fold) -> FoldContext:
         return replace(self, fold=fold)

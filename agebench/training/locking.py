@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import contextmanager
 from pathlib import Path
+
+from agebench.files import exclusive, open_lock_file  # noqa: F401  (exclusive: callers lock through here)
 
 FOLD_LOCK = ".lock"
 RESULTS_LOCK = ".results.lock"
@@ -36,30 +37,13 @@ class FoldClaim:
         self.release()
 
 
-def _open_lock_file(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # 0o666 & ~umask, like any file we write
-
-
 def claim_fold(fold_dir: Path) -> FoldClaim | None:
     """The fold's lock when no other process holds it, else None (that process is training it)."""
     path = Path(fold_dir) / FOLD_LOCK
-    fd = _open_lock_file(path)
+    fd = open_lock_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     return FoldClaim(fd, path)
-
-
-@contextmanager
-def exclusive(path: Path):
-    """Wait for, then hold, an exclusive lock on `path` (a short critical section, e.g. appending a
-    run record: two processes read-modify-writing results.jsonl at once would lose one record)."""
-    fd = _open_lock_file(Path(path))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

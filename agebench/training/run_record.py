@@ -40,6 +40,7 @@ def new_record(ctx) -> dict:
         "params": None, "gmacs": None, "size_mb": None, "latency_ms": None,
         "git_sha": git_sha(),
         "config_hash": ctx.config_hash,
+        "records_fingerprint": ctx.records_fingerprint,  # which record table the folds were made from
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": machine["host"],
         "hardware": machine,
