@@ -64,6 +64,17 @@ def test_a_trained_records_metrics_and_breakdown_are_all_declared(tiny_overrides
     assert {"age/cs3", "age/cs5", "age/bias", "race/acc", "age/aurc", "age/ece", "gender/ece", "race/ece"} <= names
     assert set(record["breakdown"]) == {"age", "gender", "race"}  # gender×race cells of < 30 faces are left out
     assert set(record["calibration"]) == {"age", "gender", "race"}
+    # the report draws them: a reliability diagram per classifier, the age risk–coverage curve
+    from agebench.report import aggregate as agg
+    from agebench.report.calibration_plots import pooled_reliability
+    from agebench.report.plots import make_plots
+
+    groups = agg.aggregate(agg.build_frame([record]))
+    plots, _ = make_plots(groups, [], ["calibration"])
+    assert sorted(p.name.split("_")[0] for p in plots) == ["reliability", "risk"]
+    bins = pooled_reliability(groups[0], "gender")  # one fold pooled: its own bins, its own ECE
+    ece = np.nansum(bins["count"] * np.abs(bins["accuracy"] - bins["confidence"])) / bins["count"].sum()
+    assert ece == pytest.approx(record["metrics"]["gender/ece"])
     assert [n for n in names if not registry.is_declared(n)] == []
 
 

@@ -9,6 +9,6 @@ multi-task tests), `recipes` + `recipe_schema` (default and paper-table recipes)
 LaTeX / CSV / HTML), `plots`, `study_plots`, `figures` (Pareto, granularity, learning curves, confusion,
 planted effects), `breakdown` (per-group tables), `closing` (the quickstart's answer), `cross_dataset`,
 `regress` (the gate's checks), `significance` (the corrected resampled t-test, Bayesian verdict, Holm, power) and `significance_plots`
-(critical-difference diagram, Bayesian posteriors),
+(critical-difference diagram, Bayesian posteriors), `calibration_plots` (reliability diagrams, risk–coverage),
 `pages` (results pages whose tables are regenerated from committed records), `wandb_source` / `wandb_push` (the same records from and to W&B).
 """

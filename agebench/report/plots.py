@@ -251,7 +251,7 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
     from agebench.report.recipes import is_fraction_metric
 
     asked = set(which or ())
-    which = set(which or ("pareto", "granularity", "curves", "confusion", "bias", "cd", "posterior"))
+    which = set(which or ("pareto", "granularity", "curves", "confusion", "bias", "cd", "posterior", "calibration"))
     from agebench.report.groups import label_columns
 
     short = [c for c in label_columns(groups) if len({g.key.get(c) for g in groups}) > 1] or ["tasks"]
@@ -293,6 +293,15 @@ def make_plots(groups: list[Group], label_cols: list[str], which=None, max_group
             plots.append(p)
         elif "bias" in asked:
             skipped.append("bias-vs-age plot skipped: no per-age `breakdown` in the run records")
+    if "calibration" in which:  # reliability diagrams and the age risk–coverage curve (calibration_plots.py)
+        from agebench.report.calibration_plots import reliability_diagram, risk_coverage_plot
+
+        made = [p for g in groups[:max_groups] if (p := reliability_diagram(g, labels[id(g)] or "run"))]
+        if (rc := risk_coverage_plot(groups, labels)) is not None:
+            made.append(rc)
+        plots += made
+        if not made and "calibration" in asked:
+            skipped.append("calibration plots skipped: no `calibration` in the run records (written since issue 24)")
     if "cd" in which:  # ≥ 3 methods ranked over ≥ 2 settings: Friedman + Nemenyi (significance_plots.py)
         from agebench.report.significance_plots import cd_diagram
 
