@@ -149,3 +149,28 @@ def test_load_dataset_adience_fake(tmp_path, count_decodes):
         assert count_decodes == [] and len(second.records) == expected
     finally:
         clear_loaded()
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    """Issue 26 (7): a small PNG claiming 13000×13000 pixels decoded in full (3.4 GB for four). The header is
+    read first and the file is skipped with its reason, nothing decoded."""
+    import resource
+    import struct
+    import zlib
+
+    from agebench.data.decode import MAX_PIXELS, OK, TOO_LARGE, try_decode
+
+    def png(path, width, height):
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        raw = zlib.compress(b"\x00" * (width * 3 + 1) * 2)  # only two rows of data: the rest is claimed, not sent
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                         + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+        return path
+
+    assert 13000 * 13000 > MAX_PIXELS
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    status, image = try_decode(png(tmp_path / "bomb.png", 13000, 13000), 32, None)
+    assert (status, image) == (TOO_LARGE, None)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing big was decoded
+    assert try_decode(png(tmp_path / "fine.png", 64, 2), 32, None)[0] == OK

@@ -73,26 +73,30 @@ def _image_check(source, records: pd.DataFrame, data_cfg) -> dict:
         return {"checked": 0, "missing": 0, "first_missing": [], "note": "rendered, no image files"}
     paths = source.image_paths(records, data_cfg)
     kinds = _image_problems(paths)
-    bad = {kind: [str(p) for p, k in zip(paths, kinds) if k == kind] for kind in ("missing", "empty", "corrupt")}
+    bad = {kind: [str(p) for p, k in zip(paths, kinds) if k == kind]
+           for kind in ("missing", "empty", "corrupt", "too_large")}
     return {"checked": len(paths), "bad": sum(len(v) for v in bad.values()),
             "missing": len(bad["missing"]), "first_missing": bad["missing"][:EXAMPLES],
             "empty": len(bad["empty"]), "first_empty": bad["empty"][:EXAMPLES],
-            "corrupt": len(bad["corrupt"]), "first_corrupt": bad["corrupt"][:EXAMPLES]}
+            "corrupt": len(bad["corrupt"]), "first_corrupt": bad["corrupt"][:EXAMPLES],
+            "too_large": len(bad["too_large"]), "first_too_large": bad["too_large"][:EXAMPLES]}
 
 
 def _image_problems(paths) -> list[str]:
-    """Per path "" (decodes), "missing", "empty" (0 bytes) or "corrupt" (does not decode): what a run
+    """Per path "" (decodes), "missing", "empty" (0 bytes), "too_large" (its header claims more pixels than the
+    decode limit: never decoded) or "corrupt" (does not decode): what a run
     would skip. Each file is decoded at a tiny size (JPEG decoders then read a fraction of the data)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from agebench.data.decode import OK, decode_workers, try_decode
+    from agebench.data.decode import OK, TOO_LARGE, decode_workers, try_decode
 
     def problem(path) -> str:
         if not os.path.isfile(path):
             return "missing"
         if os.path.getsize(path) == 0:
             return "empty"
-        return "" if try_decode(path, 8, None)[0] == OK else "corrupt"
+        status = try_decode(path, 8, None)[0]
+        return "" if status == OK else "too_large" if status == TOO_LARGE else "corrupt"
 
     if not paths:
         return []
@@ -214,8 +218,10 @@ def format_summary(result: dict) -> str:
             lines.append(f"images: {images['note']}")
         else:
             parts = [f"{images.get(kind, 0)} {label}" for kind, label in
-                     (("missing", "missing"), ("empty", "empty (0 bytes)"), ("corrupt", "corrupt")) if images.get(kind)]
-            first = [p for kind in ("missing", "empty", "corrupt") for p in images.get(f"first_{kind}", [])][:EXAMPLES]
+                     (("missing", "missing"), ("empty", "empty (0 bytes)"), ("corrupt", "corrupt"),
+                      ("too_large", "over the decode limit (decompression-bomb guard)")) if images.get(kind)]
+            first = [p for kind in ("missing", "empty", "corrupt", "too_large")
+                     for p in images.get(f"first_{kind}", [])][:EXAMPLES]
             lines.append(f"images: {images['checked']} checked, {images.get('bad', images['missing'])} bad"
                          + (f" ({', '.join(parts)}; first: {', '.join(first)})" if parts else ""))
     lines.append("")
