@@ -129,3 +129,36 @@ def test_a_planted_interpolation_in_a_run_config_is_refused_not_resolved(tmp_pat
     (run / "config.yaml").write_text("model: [unclosed\n")  # not YAML: one line too
     broken = run_cli("eval", f"ckpt={run}", "eval.folds=[0]")
     assert broken.returncode == 2 and broken.stderr.count("\n") == 1 and "is not a readable run config" in broken.stderr
+
+
+def test_race_is_scored_by_class_name_across_datasets():
+    """Issue 26 (3): a UTKFace-trained model (White, Black, …) on MORPH-II files (Black, White, …) scored 0 % on
+    all-White faces; labels are now mapped by class name, unknown classes left unscored and named."""
+    from agebench.data.sources.morph2 import RACE_NAMES as MORPH
+    from agebench.data.sources.utkface import RACE_NAMES as UTK
+    from agebench.evaluation.target_data import race_by_name
+
+    white_in_morph = np.full(4, float(MORPH.index("White")), dtype=np.float32)
+    mapped, note = race_by_name(list(UTK), MORPH, white_in_morph, "utkface", "morph2")
+    assert mapped.tolist() == [UTK.index("White")] * 4 and "mapped by class name" in note
+    hispanic = np.array([MORPH.index("Hispanic"), -1], dtype=np.float32)
+    mapped, note = race_by_name(list(UTK), MORPH, hispanic, "utkface", "morph2")
+    assert mapped.tolist() == [-1, -1] and "Hispanic" in note and "(1) are not scored" in note
+    same, none = race_by_name(list(UTK), UTK, white_in_morph, "utkface", "utkface")
+    assert same is white_in_morph and none is None
+    with pytest.raises(UserError, match="do not name its race classes"):
+        race_by_name(None, MORPH, white_in_morph, "utkface", "morph2")
+    with pytest.raises(UserError, match="share no name"):
+        race_by_name(["a", "b"], MORPH, white_in_morph, "x", "morph2")
+
+
+def test_a_trained_record_names_its_classes_and_the_export_carries_them(trained_run, tmp_path):
+    from agebench.evaluation.export import preprocessing
+    from agebench.tasks.factory import build_tasks
+
+    (record, *_) = read_records(trained_run / RESULTS_FILE)
+    assert record["class_names"]["gender"] == ["male", "female"]
+    cfg = compose_config([*TINY, "tasks=age_gender_race"])
+    tasks = build_tasks(cfg.tasks, race_classes=5)
+    names = {"race": ["White", "Black", "Asian", "Indian", "Others"]}
+    assert preprocessing(cfg, tasks, names)["outputs"]["race"]["labels"] == names["race"]

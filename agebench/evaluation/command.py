@@ -53,7 +53,8 @@ def export_command(cfg) -> dict:
     report = export_model(model, run_cfg, tasks, out, fmt, opset=int(e.opset), check_batch=int(e.check_batch),
                           atol=float(e.atol), extra={"run_dir": str(fold.run_dir.resolve()), "fold": fold.fold,
                                                      "checkpoint": str(fold.checkpoint.resolve()),
-                                                     "config_hash": fold.record.get("config_hash")})
+                                                     "config_hash": fold.record.get("config_hash")},
+                          class_names=fold.record.get("class_names"))
     worst = max(report["check"]["max_abs_diff"].values())
     print(f"agebench export: {out} ({fmt}, {out.stat().st_size / 1e6:.2f} MB); outputs {', '.join(report['outputs'])} "
           f"match PyTorch within {worst:.1e} on a batch of {report['check']['batch']}; preprocessing in its metadata "

@@ -35,7 +35,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from agebench.errors import UserError
-from agebench.evaluation.target_data import evaluation_tasks, same_data, target_data_config
+from agebench.evaluation.target_data import evaluation_tasks, race_by_name, same_data, target_data_config
 from agebench.evaluation.trained_runs import TrainedFold, load_weights, locate_checkpoints, run_config
 from agebench.results.store import EVALS_FILE, append_record, atomic_write_text
 
@@ -157,6 +157,11 @@ def evaluate_fold(fold: TrainedFold, run_cfg, target_cfg, split: str, own_data: 
         raise UserError(f"data={dataset.name} {split} split of fold {fold.fold} has no images the model's tasks can score")
 
     targets = targets_for(scored, dataset.records, dataset.native_age_bins)
+    race_note = None
+    if "race" in targets:  # class i of the model is scored against the target's class of the same name
+        targets["race"], race_note = race_by_name((fold.record.get("class_names") or {}).get("race"),
+                                                  dataset.race_names, targets["race"], str(run_cfg.data.name),
+                                                  str(target_cfg.name))
     model_targets = dict(targets)
     if mapping is not None:  # the module scores age in its own bins: give it none, score the mapped output below
         model_targets["age"] = np.stack([np.full(len(dataset.records), -1, np.float32),
@@ -194,6 +199,8 @@ def evaluate_fold(fold: TrainedFold, run_cfg, target_cfg, split: str, own_data: 
                                  tag="" if own_data else _data_tag(target_cfg))
     record = eval_record(fold, run_cfg, target_cfg, dataset, split, oversample, metrics, len(order), csv_path, out,
                          mapping, time.perf_counter() - t0)
+    if race_note:
+        record["notes"] = [*record.get("notes", []), race_note]
     append_record(out / EVALS_FILE, record, key=_eval_key)
     return record
 

@@ -80,8 +80,9 @@ class TaskOutputs:
         return _TaskOutputs().eval()
 
 
-def preprocessing(cfg, tasks) -> dict:
-    """What to do to an image before the network, and what each output means (stored in the file)."""
+def preprocessing(cfg, tasks, class_names: dict | None = None) -> dict:
+    """What to do to an image before the network, and what each output means (stored in the file);
+    `class_names` (the run record's) names each classifier's outputs in order."""
     from agebench.data.augment import MEAN, STD
     from agebench.data.loading import load_size
 
@@ -96,7 +97,9 @@ def preprocessing(cfg, tasks) -> dict:
         elif t.name == "gender":
             outputs[t.name] = {"kind": f"{kind} ({getattr(t, 'loss_kind', 'ce')})", "labels": ["male", "female"]}
         else:
-            outputs[t.name] = {"kind": f"{kind} ({getattr(t, 'loss_kind', 'ce')})", "classes": t.num_outputs}
+            names = (class_names or {}).get(t.name)
+            outputs[t.name] = {"kind": f"{kind} ({getattr(t, 'loss_kind', 'ce')})", "classes": t.num_outputs,
+                               **({"labels": list(names)} if names and len(names) == t.num_outputs else {})}
     size = int(cfg.data.image_size)
     return {
         "input_size": size,
@@ -179,7 +182,7 @@ def ort_session(path, threads: int | None = 1):
 
 
 def export_model(model, cfg, tasks, out: Path, fmt: str = "onnx", opset: int = 17, check_batch: int = 4,
-                 atol: float = 1e-4, extra: dict | None = None) -> dict:
+                 atol: float = 1e-4, extra: dict | None = None, class_names: dict | None = None) -> dict:
     """Export, reload, compare with PyTorch; returns the check report (also `<out>.json`)."""
     import torch
 
@@ -188,7 +191,7 @@ def export_model(model, cfg, tasks, out: Path, fmt: str = "onnx", opset: int = 1
     size = int(cfg.data.image_size)
     names = [t.name for t in tasks]
     wrapper = TaskOutputs(model.eval(), names)
-    pre = preprocessing(cfg, tasks)
+    pre = preprocessing(cfg, tasks, class_names)
     metadata = {"agebench": json.dumps({"model": str(cfg.model.name), "tasks": names, **(extra or {})}),
                 "preprocessing": json.dumps(pre), **{k: pre[k] if isinstance(pre[k], str) else json.dumps(pre[k])
                                                      for k in ("input_size", "mean", "std", "channel_order", "layout")}}

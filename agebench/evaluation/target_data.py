@@ -87,3 +87,34 @@ def evaluation_tasks(tasks, dataset, target_name: str):
         else:
             out.append(task)
     return out, mapping
+
+
+def race_by_name(model_names, target_names, targets: np.ndarray, run_dataset: str, target_name: str):
+    """The target's race labels in the model's class order, mapped by class name (MORPH's Black is index 0,
+    UTKFace's White is): (labels, note). A target class the model does not know leaves its faces unscored (−1)
+    and is named in the note; no class in common, or a model whose record does not name its classes evaluated
+    on another dataset, is one line."""
+    target_names = [str(n) for n in (target_names or ())]
+    if model_names is None:
+        if run_dataset == target_name or not target_names:
+            return targets, None
+        raise UserError(f"the run's records do not name its race classes (trained before agebench recorded them), "
+                        f"so race on data={target_name} ({', '.join(target_names)}) cannot be matched by name; "
+                        f"retrain the run, or evaluate on its own dataset")
+    model_names = [str(n) for n in model_names]
+    if not target_names or target_names == model_names:
+        return targets, None
+    index = {name.casefold(): i for i, name in enumerate(model_names)}
+    perm = np.array([index.get(name.casefold(), -1) for name in target_names], dtype=np.float32)
+    if (perm < 0).all():
+        raise UserError(f"the model's race classes ({', '.join(model_names)}) share no name with data={target_name}'s "
+                        f"({', '.join(target_names)}); race cannot be compared")
+    labels = np.asarray(targets, dtype=np.float32)
+    known = labels >= 0
+    mapped = np.full_like(labels, -1.0)
+    mapped[known] = perm[labels[known].astype(np.int64)]
+    unknown = [n for n, p in zip(target_names, perm, strict=True) if p < 0]
+    note = (f"race mapped by class name onto the model's ({', '.join(model_names)})"
+            + (f"; faces of {', '.join(unknown)} ({int(((mapped < 0) & known).sum())}) are not scored: the model "
+               f"has no such class" if unknown else ""))
+    return mapped, note

@@ -23,6 +23,9 @@ def new_record(ctx) -> dict:
         "model": cfg.model.name,
         "tasks": [t.name for t in tasks],
         "task_outputs": {t.name: t.num_outputs for t in tasks},  # rebuilds the model (agebench eval/export)
+        # class names in output order: eval scores another dataset's classes by name, export writes them
+        "class_names": {"gender": ["male", "female"],
+                        **({"race": list(dataset.race_names)} if getattr(dataset, "race_names", None) else {})},
         "loss": loss_description(cfg, tasks),
         "age_bins": age_bins_entry(tasks),
         "age_head": age_head(tasks),  # head, its decoding to years, its bins
