@@ -162,3 +162,24 @@ def test_a_trained_record_names_its_classes_and_the_export_carries_them(trained_
     tasks = build_tasks(cfg.tasks, race_classes=5)
     names = {"race": ["White", "Black", "Asian", "Indian", "Others"]}
     assert preprocessing(cfg, tasks, names)["outputs"]["race"]["labels"] == names["race"]
+
+
+def test_bad_checkpoints_are_one_line_for_eval_and_export(tmp_path, trained_run):
+    """Issue 26 (8): an empty best.ckpt (an IndexError inside the error handler), a checkpoint holding a bare
+    tensor, one with other layer shapes and any unreadable one under export (torch's whole traceback) all end
+    in one line, exit 2, naming the file."""
+    import shutil
+
+    for name, write in (("empty", lambda p: p.write_bytes(b"")),
+                        ("tensor", lambda p: torch.save(torch.zeros(3), p)),
+                        ("shapes", lambda p: torch.save({"state_dict": {k: torch.zeros(1) for k in
+                                                          torch.load(p, weights_only=True)["state_dict"]}}, p))):
+        run = tmp_path / name
+        shutil.copytree(trained_run, run)
+        ckpt = run / "fold_0" / "checkpoints" / "best.ckpt"
+        write(ckpt)
+        for command in (("eval", f"ckpt={ckpt}"), ("export", f"ckpt={ckpt}")):
+            result = run_cli(*command)
+            assert result.returncode == 2, (name, command, result.stderr[-1500:])
+            assert result.stderr.count("\n") == 1 and str(ckpt) in result.stderr, (name, result.stderr)
+            assert "weights_only=False" not in result.stderr

@@ -48,16 +48,11 @@ def rebuild(ckpt: str):
 
 
 def load_model_weights(model, checkpoint: Path) -> None:
-    """The network's weights from a Lightning checkpoint (keys `model.*`), `weights_only=True`."""
-    import torch
+    """The network's weights from a Lightning checkpoint (keys `model.*`; read as eval reads them)."""
+    from agebench.evaluation.trained_runs import checkpoint_weights, fit_weights
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    weights = {k.split(".", 1)[1].replace("_orig_mod.", "", 1): v for k, v in state.get("state_dict", state).items()
-               if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise UserError(f"checkpoint {checkpoint} does not fit the model its run config builds "
-                        f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was config.yaml edited?")
+    weights = {k.split(".", 1)[1]: v for k, v in checkpoint_weights(checkpoint).items() if k.startswith("model.")}
+    fit_weights(model, weights, checkpoint)
 
 
 class TaskOutputs:

@@ -115,19 +115,38 @@ def _interpolations(node, path: str = "") -> list[tuple[str, str]]:
     return [(path, node)] if isinstance(node, str) and "${" in node else []
 
 
-def load_weights(module, checkpoint: Path) -> None:
-    """The checkpoint's weights into the LightningModule (`weights_only=True`: tensors only)."""
+def checkpoint_weights(checkpoint: Path) -> dict:
+    """The `model.*` weights of an agebench checkpoint (`weights_only=True`: tensors only, nothing runs), keys
+    as the LightningModule names them; an unreadable, empty or foreign file is one line naming it."""
     import torch
 
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                        f"it is not an agebench best.ckpt/last.ckpt") from None
-    weights = state.get("state_dict", state)
+    except Exception as err:  # torch's own message ends in advice to set weights_only=False: never that
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}{': ' + first if first else ''}); "
+                        f"it is not an agebench best.ckpt/last.ckpt — point ckpt= at a run dir or retrain the fold") from None
+    weights = state.get("state_dict", state) if isinstance(state, dict) else None
+    if not isinstance(weights, dict) or not any(str(k).startswith("model.") for k in weights):
+        raise UserError(f"checkpoint {checkpoint} holds no model weights ({type(state).__name__}); it is not an "
+                        f"agebench best.ckpt/last.ckpt")
     # a compiled model (trainer.compile) saves its weights under `model._orig_mod.`
-    weights = {k.replace("model._orig_mod.", "model.", 1): v for k, v in weights.items()}
-    missing, unexpected = module.load_state_dict(weights, strict=False)
+    return {str(k).replace("model._orig_mod.", "model.", 1): v for k, v in weights.items()}
+
+
+def fit_weights(target, weights: dict, checkpoint: Path) -> None:
+    """`weights` into `target` (a module or a bare network), a shape or name mismatch as one line."""
+    try:
+        missing, unexpected = target.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # size mismatch: the run config builds other layers than the checkpoint holds
+        first = (str(err).strip().splitlines() or [""])[-1].strip()[:200]
+        raise UserError(f"checkpoint {checkpoint} does not fit the model its run config builds ({first}); was "
+                        f"config.yaml edited, or the checkpoint copied from another run?") from None
     if missing or unexpected:
         raise UserError(f"checkpoint {checkpoint} does not fit the model its run config builds "
                         f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was config.yaml edited?")
+
+
+def load_weights(module, checkpoint: Path) -> None:
+    """The checkpoint's weights into the LightningModule."""
+    fit_weights(module, checkpoint_weights(checkpoint), checkpoint)
