@@ -105,3 +105,35 @@ def test_rebuilding_a_trained_model_never_fetches_initial_weights(monkeypatch):
     cfg = compose_config(["model=timm", "model.pretrained=true", "tasks=age", "data.image_size=64"])
     build_trained_model(cfg, build_tasks(cfg.tasks))
     assert asked == [False]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(fmt, tmp_path, monkeypatch, one_thread):
+    """The kernel's own ENOSPC (/dev/full): TorchScript's C++ writer used to abort the process and leave a
+    .tmp file, ONNX to raise an OSError traceback."""
+    from agebench.errors import UserError
+    from agebench.evaluation import export
+
+    cfg = compose_config(["model=lmtcnn", "tasks=age_gender", "data.image_size=48"])
+    tasks = build_tasks(cfg.tasks)
+    model = build_model(cfg, tasks).eval()
+    monkeypatch.setattr(export, "_open_for_write", lambda path: open("/dev/full", "wb"))
+    out = tmp_path / f"m{export.SUFFIXES[fmt]}"
+    with pytest.raises(UserError, match=r"cannot write the exported model \(\d+\.\d MB\) in .*No space left on device"):
+        export_model(model, cfg, tasks, out, fmt)
+    assert list(tmp_path.iterdir()) == []  # no partial file, no .tmp, no report
+
+
+def test_export_to_a_directory_or_an_unwritable_place_is_one_line(tmp_path, one_thread):
+    from agebench.errors import UserError
+
+    cfg = compose_config(["model=lmtcnn", "tasks=age", "data.image_size=48"])
+    tasks = build_tasks(cfg.tasks)
+    model = build_model(cfg, tasks).eval()
+    with pytest.raises(UserError, match=r"is a directory; name the file to write, e\.g\. out=.*model\.onnx"):
+        export_model(model, cfg, tasks, tmp_path)
+    blocker = tmp_path / "a_file"  # a place no one can create a directory in, root included
+    blocker.write_text("x")
+    with pytest.raises(UserError, match=r"cannot create .*a_file.* for the export: .*choose another out="):
+        export_model(model, cfg, tasks, blocker / "sub" / "m.onnx")

@@ -156,6 +156,13 @@ BAD_LINES = {
     "not_a_record": (b'[1, 2]\n', "valid JSON but not a run record"),
     "an_object_without_fold": (b'{"metrics": {}}\n', "valid JSON but not a run record"),
     "not_utf8": (b'{"fold": 1, "status": "ok", "note": "\xff\xfe"}\n', "not UTF-8"),
+    # issue 26 (8): hostile records the report used to meet with a traceback
+    "a_5001_digit_integer": (b'{"fold": 1, "status": "ok", "metrics": {"age/mae": ' + b"9" * 5001 + b'}}\n',
+                             "not a JSON run record .*4300 digits"),
+    "metrics_as_a_list": (b'{"fold": 1, "status": "ok", "metrics": [1, 2]}\n', "metrics is a JSON list"),
+    "a_string_metric": (b'{"fold": 1, "status": "ok", "metrics": {"age/mae": "7.1"}}\n', "metric 'age/mae' is \"7.1\""),
+    "fold_as_a_list": (b'{"fold": [1], "status": "ok", "metrics": {}}\n', "fold is \\[1\\], not a fold number"),
+    "tasks_as_a_string": (b'{"fold": 1, "status": "ok", "tasks": "age"}\n', "tasks is \"age\", not a list"),
 }
 
 

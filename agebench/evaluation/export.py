@@ -20,7 +20,9 @@ package); a sidecar `<out>.json` records the metadata and the check.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import numpy as np
 from agebench.errors import UserError
 
 FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 TRACE_BATCH = 2
 
 
@@ -139,7 +142,7 @@ def export_onnx(wrapper, names: list[str], size: int, path: Path, opset: int, me
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
         onnx.checker.check_model(model)
-        onnx.save(model, str(path))
+        write_bytes(path, model.SerializeToString())
 
 
 def export_torchscript(wrapper, size: int, path: Path, metadata: dict) -> None:
@@ -150,7 +153,26 @@ def export_torchscript(wrapper, size: int, path: Path, metadata: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream; tracer warnings
         traced = torch.jit.trace(wrapper, (_check_batch(size, TRACE_BATCH),), check_trace=False)
-    torch.jit.save(traced, str(path), _extra_files={"agebench.json": json.dumps(metadata)})
+    buffer = io.BytesIO()  # serialised in memory: torch's C++ writer aborts the process on a full disk
+    torch.jit.save(traced, buffer, _extra_files={"agebench.json": json.dumps(metadata)})
+    write_bytes(path, buffer.getvalue())
+
+
+def _open_for_write(path: Path):
+    return open(path, "wb")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (flushed and fsynced); a full disk or an unwritable place is one UserError."""
+    try:
+        with _open_for_write(path) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        Path(path).unlink(missing_ok=True)
+        raise UserError(f"cannot write the exported model ({len(data) / 1e6:.1f} MB) in {path.parent}: "
+                        f"{err.strerror or err}; free space there or choose another out=") from None
 
 
 def run_exported(path: Path, fmt: str, batch, threads: int | None = 1) -> list[np.ndarray]:
@@ -190,7 +212,12 @@ def export_model(model, cfg, tasks, out: Path, fmt: str = "onnx", opset: int = 1
     metadata = {"agebench": json.dumps({"model": str(cfg.model.name), "tasks": names, **(extra or {})}),
                 "preprocessing": json.dumps(pre), **{k: pre[k] if isinstance(pre[k], str) else json.dumps(pre[k])
                                                      for k in ("input_size", "mean", "std", "channel_order", "layout")}}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise UserError(f"out={out} is a directory; name the file to write, e.g. out={out / ('model' + SUFFIXES[fmt])}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create {out.parent} for the export: {err.strerror or err}; choose another out=") from None
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "onnx":
@@ -218,7 +245,11 @@ def export_model(model, cfg, tasks, out: Path, fmt: str = "onnx", opset: int = 1
               "outputs": names, **(extra or {})}
     from agebench.results.store import atomic_write_json
 
-    atomic_write_json(out.with_name(out.name + ".json"), report)
+    try:
+        atomic_write_json(out.with_name(out.name + ".json"), report)
+    except OSError as err:
+        raise UserError(f"wrote {out} but not its check report {out.name}.json: {err.strerror or err}; free space "
+                        f"there and rerun the export") from None
     return report
 
 

@@ -88,11 +88,42 @@ def read_records(path: str | Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise UserError(f"{path}:{n} is not a JSON run record ({err.msg}); remove or repair that line") from None
+        except ValueError as err:  # e.g. an integer of more than 4,300 digits (Python's int-parsing guard)
+            raise UserError(f"{path}:{n} is not a JSON run record ({str(err).split(';')[0]}); remove or repair "
+                            f"that line") from None
         if not isinstance(record, dict) or not {"fold", "status"} <= set(record):
             what = f"a JSON {type(record).__name__}" if not isinstance(record, dict) else "an object without fold/status"
             raise UserError(f"{path}:{n} is valid JSON but not a run record ({what}); remove or repair that line")
+        problem = record_type_problem(record)
+        if problem:
+            raise UserError(f"{path}:{n} is not a valid run record ({problem}); remove or repair that line")
         records.append(record)
     return records
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def record_type_problem(record: dict) -> str | None:
+    """What makes a parsed record unusable by the report (a field of the wrong type), or None. Values the
+    report can show as they are (an infinite metric, a failed fold) are not problems here."""
+    fold, repeat, metrics, tasks = record.get("fold"), record.get("repeat"), record.get("metrics"), record.get("tasks")
+    if not (_number(fold) and float(fold).is_integer() and fold >= 0):
+        return f"fold is {json.dumps(fold)[:40]}, not a fold number"
+    if repeat is not None and not (_number(repeat) and float(repeat).is_integer() and repeat >= 0):
+        return f"repeat is {json.dumps(repeat)[:40]}, not a repeat number"
+    if not isinstance(record.get("status"), str):
+        return "status is not a string"
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            return f"metrics is a JSON {type(metrics).__name__}, not an object of name: number"
+        bad = next((k for k, v in metrics.items() if v is not None and not _number(v)), None)
+        if bad is not None:
+            return f"metric {bad!r} is {json.dumps(metrics[bad])[:40]}, not a number"
+    if tasks is not None and not (isinstance(tasks, list) and all(isinstance(t, str) for t in tasks)):
+        return f"tasks is {json.dumps(tasks)[:40]}, not a list of task names"
+    return None
 
 
 def fold_key(record: dict):
