@@ -121,6 +121,7 @@ def fake_trainer(monkeypatch):
     monkeypatch.setattr(agebench.training.experiment, "run_experiment", run_experiment)
 
 
+@pytest.mark.slow  # 76 s on 2 cores: six tiny trainings
 def test_grid_study_runs_each_point_once_and_discards_a_drawn_duplicate(sweeps_env, tmp_path, monkeypatch):
     fake_trainer(monkeypatch)
     (sweeps_env / "g.yaml").write_text(GRID)
