@@ -20,20 +20,20 @@ from fakes_records import make_record, write_run  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "reports" / "baselines" / "quickstart.yaml"
 
-AGE = [0.52, 0.55, 0.50]
-AGE_MT = [0.56, 0.57, 0.53]
+AGE = [9.5, 9.8, 9.2]      # age MAE (years): the quickstart's headline, lower is better
+AGE_MT = [9.0, 9.1, 8.8]
 GENDER = [0.91, 0.93, 0.92]
 
 
 def quickstart_runs(root: Path, age_mt=AGE_MT, folds=3) -> Path:
     """Fabricated quickstart: single-task age and age+gender on LMTCNN, 3 folds."""
-    write_run(root / "age", [make_record(f, {"age/top1": AGE[f]}, experiment="quickstart", tasks=["age"], n_folds=3)
+    write_run(root / "age", [make_record(f, {"age/mae": AGE[f]}, experiment="quickstart", tasks=["age"], n_folds=3)
                              for f in range(folds)])
-    write_run(root / "age_gender", [make_record(f, {"age/top1": age_mt[f], "gender/acc": GENDER[f]},
+    write_run(root / "age_gender", [make_record(f, {"age/mae": age_mt[f], "gender/acc": GENDER[f]},
                                                 experiment="quickstart", tasks=["age", "gender"], n_folds=3)
                                     for f in range(folds)])
     # a run of another experiment must not be picked up
-    write_run(root / "other", [make_record(f, {"age/top1": 0.1}, experiment="other", tasks=["age"], n_folds=3)
+    write_run(root / "other", [make_record(f, {"age/mae": 30.0}, experiment="other", tasks=["age"], n_folds=3)
                                for f in range(3)])
     return root
 
@@ -58,14 +58,14 @@ def test_shipped_baseline_is_a_valid_template():
     path, data = load_baseline(SHIPPED)
     names = [c["name"] for c in data["configurations"]]
     assert names == ["age (single-task)", "age+gender"]
-    assert set(data["configurations"][1]["metrics"]) == {"age/top1", "gender/acc"}
+    assert set(data["configurations"][1]["metrics"]) == {"age/mae", "gender/acc"}
     assert "update=true" in SHIPPED.read_text()  # says how its numbers are measured
 
 
 def test_update_writes_measured_values(measured):
     runs, baseline = measured
     data = yaml.safe_load(baseline.read_text())
-    age = data["configurations"][0]["metrics"]["age/top1"]
+    age = data["configurations"][0]["metrics"]["age/mae"]
     assert age["expected"] == pytest.approx(statistics.fmean(AGE), abs=1e-6)
     assert age["std"] == pytest.approx(statistics.stdev(AGE), abs=1e-6) and age["n"] == 3
     gender = data["configurations"][1]["metrics"]["gender/acc"]
@@ -85,23 +85,23 @@ def test_regress_passes_on_the_measured_baseline(measured, tmp_path):
 def test_regress_fails_with_exit_1_on_a_raised_baseline(measured, tmp_path):
     runs, baseline = measured
     data = yaml.safe_load(baseline.read_text())
-    spec = data["configurations"][1]["metrics"]["age/top1"]
-    spec["expected"] = spec["expected"] + 0.2  # far above what the runs measure
+    spec = data["configurations"][1]["metrics"]["age/mae"]
+    spec["expected"] = spec["expected"] - 2.0  # far better (lower) than what the runs measure
     baseline.write_text(yaml.safe_dump(data, sort_keys=False))
     res = agebench("regress", f"baseline={baseline}", f"runs={runs}", cwd=tmp_path)
     assert res.returncode == 1, (res.stdout, res.stderr)
     assert "| FAIL |" in res.stdout and res.stdout.count("| PASS |") == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("agebench: error: accuracy gate failed: 1 of 3 checks")
-    assert "age+gender age/top1" in lines[0]
+    assert "age+gender age/mae" in lines[0]
 
 
 def test_regress_fails_when_accuracy_drops(measured, tmp_path):
     _, baseline = measured
-    worse = quickstart_runs(tmp_path / "worse", age_mt=[0.40, 0.41, 0.39])
+    worse = quickstart_runs(tmp_path / "worse", age_mt=[11.5, 11.6, 11.4])  # MAE up by 2.5 years
     res = agebench("regress", f"baseline={baseline}", f"runs={worse}", cwd=tmp_path)
     assert res.returncode == 1
-    assert "| age+gender | age/top1 |" in res.stdout and "| FAIL |" in res.stdout
+    assert "| age+gender | age/mae |" in res.stdout and "| FAIL |" in res.stdout
 
 
 def test_regress_fails_on_missing_runs_and_folds(measured, tmp_path):
@@ -110,7 +110,7 @@ def test_regress_fails_on_missing_runs_and_folds(measured, tmp_path):
     res = agebench("regress", f"baseline={baseline}", f"runs={partial}", cwd=tmp_path)
     assert res.returncode == 1 and res.stdout.count("| INCOMPLETE |") == 3
     only_other = tmp_path / "only_other"
-    write_run(only_other / "x", [make_record(0, {"age/top1": 0.9}, experiment="other", tasks=["age"])])
+    write_run(only_other / "x", [make_record(0, {"age/mae": 5.0}, experiment="other", tasks=["age"])])
     res = agebench("regress", f"baseline={baseline}", f"runs={only_other}", cwd=tmp_path)
     assert res.returncode == 1 and res.stdout.count("| MISSING |") == 3
 

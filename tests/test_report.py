@@ -190,9 +190,9 @@ def test_paired_test_matches_scipy(groups):
 
 def test_variants_of_one_experiment_pair(tmp_path):
     # the quickstart runs its single- and multi-task variants as one experiment: config.variant differs
-    age, multi = [0.50, 0.52, 0.49], [0.53, 0.56, 0.50]
+    age, multi = [9.5, 9.8, 9.2], [9.0, 9.1, 8.8]  # age MAE: the quickstart table's headline column
     for variant, tasks, vals in (("age", ["age"], age), ("age_gender", ["age", "gender"], multi)):
-        write_run(tmp_path / variant, [make_record(f, {"age/top1": v}, experiment="quickstart", tasks=tasks, n_folds=3,
+        write_run(tmp_path / variant, [make_record(f, {"age/mae": v}, experiment="quickstart", tasks=tasks, n_folds=3,
                                                    variant=variant, extra_config={"variant": variant, "variants": None})
                                        for f, v in enumerate(vals)])
     gs = agg.aggregate(agg.build_frame(agg.collect_records(tmp_path)))
@@ -493,6 +493,14 @@ def test_plots(plotted):
     assert any("granularity" in s for s in skipped)
 
 
+def test_cost_ticks_use_the_fewest_digits_that_tell_them_apart():
+    from agebench.report.plots import tick_digits
+
+    assert tick_digits([0.0016, 0.0018, 0.002]) == 2
+    assert tick_digits([0.00162, 0.00163, 0.00164]) == 3  # never seven digits for three ticks
+    assert tick_digits([1.0, 2.0, 3.0]) == 2
+
+
 def test_pareto_front():
     pts = [(1.0, 40.0), (2.0, 45.0), (3.0, 44.0), (0.5, 30.0), (4.0, 50.0)]
     assert pareto_front(pts) == [3, 0, 1, 4]
@@ -505,11 +513,11 @@ def test_report_writes_files_and_plots(study, tmp_path, capsys):
     report_command(report_cfg(runs=str(study), format="html", out=str(out), filters=one))
     check_html(out.read_text())
     pngs = sorted(p.name for p in (tmp_path / "rep" / "table_plots").glob("*.png"))
-    assert pngs == ["confusion_tasks_age.png", "curves_tasks_age.png", "pareto_age_top1.png"]
+    assert pngs == ["confusion_tasks_age.png", "cost_age_top1.png", "curves_tasks_age.png"]  # one: no front
     assert "wrote" in capsys.readouterr().err
     md = tmp_path / "rep" / "t.md"
     report_command(report_cfg(runs=str(study), format="md", out=str(md), filters=one, plots_dir=str(tmp_path / "rep" / "p")))
-    assert "](p/pareto_age_top1.png)" in md.read_text()
+    assert "](p/cost_age_top1.png)" in md.read_text()
     csv_out = tmp_path / "rep" / "t.csv"
     report_command(report_cfg(runs=str(study), format="csv", out=str(csv_out), plots=False))
     assert (tmp_path / "rep" / "t_paired.csv").is_file()
@@ -625,7 +633,8 @@ def test_report_and_gate_on_real_training_output(tmp_path, tiny_overrides):
     assert "Quickstart — single-" in html and "no runs" not in html
     assert html.count("2/2") >= 2  # both variants, all folds
     assert "paired across folds" in html  # age+gender paired with single-task age on the same folds
-    assert (tmp_path / "q_plots" / "pareto_age_top1.png").is_file()
+    assert any(p.name.startswith("cost_") for p in (tmp_path / "q_plots").iterdir())  # two models: no front
+    assert not any(p.name.startswith("pareto_") for p in (tmp_path / "q_plots").iterdir())
     assert any(p.name.startswith("curves_") for p in (tmp_path / "q_plots").iterdir())
     baseline = tmp_path / "b.yaml"
     baseline.write_text((ROOT / "reports" / "baselines" / "quickstart.yaml").read_text())

@@ -69,7 +69,7 @@ def test_coupling_points_are_the_paired_t_test_per_knob_value_and_seed(tmp_path)
     assert all(p.low < 0 < p.high for p in at0) and all(p.low > 0 and p.p < 0.05 for p in at1)
     plots, notes = make_plots(groups, [], kinds)
     assert [p.name for p in plots] == ["coupling"] and plots[0].png.startswith(b"\x89PNG")
-    assert any("gender_specific_aging=1: +5.10 points" in n for n in notes)
+    assert any("age/mae" in n and "gender_specific_aging=1: -0.51 years" in n for n in notes)  # the study's MAE
 
 
 def test_leakage_points_compare_leaky_with_exclusive_folds(tmp_path):
@@ -128,9 +128,9 @@ def test_closing_text_ends_with_the_answer_the_output_dir_and_the_report_command
                                                    tasks=tasks, variant=variant) for f, v in enumerate(values)])
     lines = closing_text(tmp_path, "quickstart").splitlines()
     assert any(line.startswith("| ") and "±" in line for line in lines)  # the report's mean ± std table
-    assert lines[-3].startswith("Answer: age+gender improves age top-1 by 5.10 points (95% CI ")
+    assert lines[-3].startswith("Answer: age+gender improves age MAE by 0.51 years (95% CI ")  # the headline: MAE
     assert sum(line.startswith("Answer: ") for line in lines) == 1  # one sentence
-    assert any("age/mae" in line for line in lines)  # the paired table carries MAE too
+    assert any(line.startswith("| ") and "age/mae" in line for line in lines)  # the paired table's MAE row
     assert lines[-2] == f"Output directory: {tmp_path}"
     assert lines[-1].endswith(f"agebench report runs={tmp_path} table=quickstart")
 

@@ -35,7 +35,15 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = Tru
     return front
 
 
+# A front ranks configurations: with one or two there is nothing to rank, and the cost axis only spreads two
+# nearly equal numbers (two models that differ by a head) over ticks with many digits.
+MIN_FRONT = 3
+
+
 def accuracy_vs_cost(groups: list[Group], metric: str, labels: dict, scale: float = 100.0) -> Plot | None:
+    """`metric` against GMACs and latency. With >= MIN_FRONT configurations: a cost axis and the Pareto front
+    (plot `pareto_<metric>`); with fewer: one bar-free point per configuration, its cost in the tick label
+    (plot `cost_<metric>`)."""
     costs = [("gmacs", "GMACs"), ("latency_ms", "latency (ms, batch 1)")]
     usable = [(c, name) for c, name in costs
               if sum(1 for g in groups if metric in g.metrics and math.isfinite(g.costs.get(c, math.nan))) >= 1]
@@ -44,6 +52,7 @@ def accuracy_vs_cost(groups: list[Group], metric: str, labels: dict, scale: floa
     from agebench.report.stats import lower_is_better
 
     higher = not lower_is_better(metric)
+    ranked = len([g for g in groups if metric in g.metrics]) >= MIN_FRONT
     plt = pyplot()
     fig, axes = plt.subplots(1, len(usable), figsize=(6.2 * len(usable), 4.6), squeeze=False)
     for ax, (cost, xlabel) in zip(axes[0], usable, strict=False):
@@ -56,31 +65,59 @@ def accuracy_vs_cost(groups: list[Group], metric: str, labels: dict, scale: floa
             pts.append((x, s.mean * scale))
             errs.append(s.std * scale if math.isfinite(s.std) else 0.0)
             names.append(labels.get(id(g), ""))
-        xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-        ax.errorbar(xs, ys, yerr=errs, fmt="o", color="tab:blue", ecolor="0.6", capsize=3, label="configurations")
-        front = pareto_front(pts, higher)
-        ax.step(xs[front], ys[front], where="post", color="tab:red", lw=1.5, label="Pareto front")
-        ax.plot(xs[front], ys[front], "o", mfc="none", mec="tab:red", ms=11)
-        mid = (xs.min() + xs.max()) / 2 if len(xs) else 0.0
-        for x, y, name in zip(xs, ys, names, strict=False):
-            right = len(xs) > 1 and x > mid  # labels of the right half point leftwards, inside the axes
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(-4 if right else 4, 4), fontsize=7,
-                        ha="right" if right else "left")
-        if len(xs) and xs.min() > 0 and xs.max() / max(xs.min(), 1e-12) > 20:
-            ax.set_xscale("log")
-        else:
-            from matplotlib.ticker import FormatStrFormatter, MaxNLocator
-
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-            ax.xaxis.set_major_formatter(FormatStrFormatter("%.6g"))
-        ax.set_xlabel(xlabel)
+        if ranked:
+            _cost_axis_with_front(ax, pts, names, errs, higher)
+            ax.set_xlabel(xlabel)
+        else:  # categorical: the configurations side by side, each tick naming its cost with 3 significant digits
+            xs = np.arange(len(pts))
+            ax.errorbar(xs, [p[1] for p in pts], yerr=errs, fmt="o", color="tab:blue", ecolor="0.6", capsize=4)
+            ax.set_xticks(xs, [f"{name}\n{_sig(p[0])} {xlabel.split(' ')[0]}" for name, p in zip(names, pts, strict=True)],
+                          fontsize=8)
+            ax.set_xlim(-0.6, len(pts) - 0.4)
         ax.set_ylabel(f"{metric}{' (%)' if scale == 100 else ''}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right" if higher else "upper right")
-    fig.subplots_adjust(wspace=0.4)
+    fig.subplots_adjust(wspace=0.4, bottom=0.18)
     fig.suptitle(f"{metric} vs cost (mean ± std over folds)")
-    return Plot(name=f"pareto_{_slug(metric)}", title=f"{metric} vs GMACs / latency with the Pareto front",
-                png=png_bytes(fig))
+    if ranked:
+        return Plot(name=f"pareto_{_slug(metric)}", title=f"{metric} vs GMACs / latency with the Pareto front",
+                    png=png_bytes(fig))
+    return Plot(name=f"cost_{_slug(metric)}", title=f"{metric} and the cost of each configuration "
+                f"(no Pareto front below {MIN_FRONT} configurations)", png=png_bytes(fig))
+
+
+def _cost_axis_with_front(ax, pts, names, errs, higher: bool) -> None:
+    xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    ax.errorbar(xs, ys, yerr=errs, fmt="o", color="tab:blue", ecolor="0.6", capsize=3, label="configurations")
+    front = pareto_front(pts, higher)
+    ax.step(xs[front], ys[front], where="post", color="tab:red", lw=1.5, label="Pareto front")
+    ax.plot(xs[front], ys[front], "o", mfc="none", mec="tab:red", ms=11)
+    mid = (xs.min() + xs.max()) / 2
+    for x, y, name in zip(xs, ys, names, strict=False):
+        right = x > mid  # labels of the right half point leftwards, inside the axes
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(-4 if right else 4, 4), fontsize=7,
+                    ha="right" if right else "left")
+    if xs.min() > 0 and xs.max() / max(xs.min(), 1e-12) > 20:
+        ax.set_xscale("log")
+    else:
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ticks = [t for t in ax.get_xticks() if xs.min() - (np.ptp(xs) or 1) <= t <= xs.max() + (np.ptp(xs) or 1)]
+        digits = tick_digits(ticks)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _sig(v, digits)))
+    ax.legend(fontsize=8, loc="lower right" if higher else "upper right")
+
+
+def tick_digits(ticks, most: int = 6) -> int:
+    """The fewest significant digits (2..most) at which the tick labels are all different."""
+    for digits in range(2, most + 1):
+        if len({_sig(t, digits) for t in ticks}) == len(ticks):
+            return digits
+    return most
+
+
+def _sig(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}g}"
 
 
 def accuracy_vs_granularity(groups: list[Group], series_cols: list[str], metric: str = "age/top1",

@@ -105,9 +105,9 @@ def leakage_points(groups: list[Group], metric: str = "age/top1", confidence: fl
     return sorted(points, key=lambda p: (p.series, p.x))
 
 
-def _note(kind: str, knob: str, metric: str, scale: float, points: list[Point], confidence: float) -> list[str]:
+def _note(kind: str, knob: str, metric: str, scale: float, points: list[Point], confidence: float,
+          unit: str) -> list[str]:
     conf = int(round(confidence * 100))
-    unit = " points" if scale == 100 else ""
     return [f"{kind} {metric} [{pt.series}] at {display_name(knob)}={pt.x:g}: {pt.mean * scale:+.2f}{unit} "
             f"({conf}% CI {pt.low * scale:.2f}..{pt.high * scale:.2f}, p={pt.p:.3g}, {pt.n} folds)"
             for pt in points]
@@ -143,13 +143,17 @@ class Study:
     title: str         # {metric}, {conf}
     plot_title: str    # {metric}
     note: str
+    metric: str = "age/top1"   # what the study measures (coupling: age MAE, the quickstart's headline)
+    scale: float = 100.0       # 100: a fraction shown in points; 1: the metric's own unit
+    unit: str = " points"
 
 
 STUDIES = (
     Study("coupling", COUPLING_KNOB, coupling_points, "task coupling (data.gender_specific_aging)",
           "Δ {metric} multi − single{unit}",
           "Multi-task gain vs task coupling (mean Δ over paired folds, {conf}% corrected t CI)",
-          "Multi-task Δ {metric} vs task coupling", "multi-task Δ"),
+          "Multi-task Δ {metric} vs task coupling", "multi-task Δ", metric="age/mae", scale=1.0,
+          unit=" years"),
     Study("leakage", LEAK_KNOB, leakage_points, "images per subject (data.images_per_subject)",
           "{metric} leaky − subject-exclusive{unit}",
           "Accuracy a subject leak adds (fold means, {conf}% Welch CI)",
@@ -157,16 +161,20 @@ STUDIES = (
 )
 
 
-def study_plot(study: Study, groups: list[Group], metric: str = "age/top1", scale: float = 100.0,
+def study_plot(study: Study, groups: list[Group], metric: str | None = None, scale: float | None = None,
                confidence: float = 0.95) -> tuple[Plot | None, list[str]]:
+    """The study's plot and note lines, on its own metric unless `metric` (and `scale`) say otherwise."""
+    own = metric is None
+    metric, scale = (study.metric, study.scale) if own else (metric, 100.0 if scale is None else scale)
+    unit_word = study.unit if own else (" points" if scale == 100 else "")
     points = study.points(groups, metric, confidence)
     if not points:
         return None, []
-    unit = " (points)" if scale == 100 else ""
+    unit = f" ({unit_word.strip()})" if unit_word else ""
     fig = _errorbar_plot(points, scale, study.xlabel, study.ylabel.format(metric=metric, unit=unit),
                          study.title.format(metric=metric, conf=int(round(confidence * 100))))
     return (Plot(name=study.kind, title=study.plot_title.format(metric=metric), png=png_bytes(fig)),
-            _note(study.note, study.knob, metric, scale, points, confidence))
+            _note(study.note, study.knob, metric, scale, points, confidence, unit_word))
 
 
 def study_plots(groups: list[Group], which: set) -> tuple[list[Plot], list[str]]:

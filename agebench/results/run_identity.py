@@ -22,7 +22,8 @@ from __future__ import annotations
 # Edit with care: config_hash leaves out exactly these paths, so adding or removing one changes the hash
 # of every existing config that holds the key (resumable runs compare hashes).
 OPERATIONAL = (
-    "output_dir", "cache_dir", "logger", "hydra", "summary_table", "closing_report", "variants", "sweep_context",
+    "output_dir", "cache_dir", "logger", "hydra", "summary_table", "closing_report", "variants", "variant_jobs",
+    "sweep_context",
     "protocol.folds", "data.num_workers", "data.render_workers", "trainer.threads", "trainer.async_checkpoint",
     "trainer.log_every_n_steps", "trainer.progress_bar", "profile", "trainer.slurm_requeue",
     # sweep bookkeeping: the record's study/trial fields say which trial a run is (absent from train configs)
