@@ -46,3 +46,44 @@ def test_leakage_is_one_line(cli, tmp_path):
 def test_bad_monitor_metric_is_one_line(cli, tmp_path):
     line = one_line_error(cli("train", *TINY, f"output_dir={tmp_path}", "early_stopping.monitor=val/race/acc"))
     assert "early_stopping.monitor" in line
+
+
+@pytest.mark.parametrize("command, target", [("report", "agebench.report.command:report_command"),
+                                             ("eval", "agebench.evaluation.command:eval_command"),
+                                             ("export", "agebench.evaluation.command:export_command")])
+def test_ctrl_c_outside_train_is_one_line_and_exit_130(command, target, monkeypatch, capsys):
+    """Issue 26 (8): Ctrl-C during eval, export or report printed a 44-116-line KeyboardInterrupt trace."""
+    import importlib
+
+    from agebench.cli.main import main
+
+    module, name = target.split(":")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
+    code = main([command, "ckpt=x"] if command != "report" else [command, "runs=x"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err.strip().splitlines() == [f"agebench: interrupted (Ctrl-C) during {command}; finished outputs are "
+                                        f"kept, rerun the command to complete it"]
+
+
+@pytest.mark.parametrize("command", ["train", "report"])
+def test_an_unwritable_output_place_is_one_line(cli, tmp_path, command):
+    """Issue 26 (8): a read-only output_dir / out= gave an OSError traceback. A regular file where a directory
+    must be fails for root too (ENOTDIR), so the test does not depend on who runs it."""
+    from fakes_records import make_record, write_run
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    if command == "train":
+        result = cli("train", *TINY, "protocol.folds=[0]", f"output_dir={blocker / 'run'}")
+    else:
+        write_run(tmp_path / "runs" / "a", [make_record(0, {"age/mae": 5.0})])
+        result = cli("report", f"runs={tmp_path / 'runs'}", f"out={blocker / 'sub' / 't.md'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("agebench: error: cannot write ") and "a_file" in lines[0], lines
+    assert "Traceback" not in result.stderr

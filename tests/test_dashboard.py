@@ -73,3 +73,18 @@ def test_dashboard_for_a_missing_study_is_one_line(tmp_path):
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no study 'dash' yet" in lines[0], proc.stderr
+
+
+def test_dashboard_on_a_busy_port_is_one_line_and_prints_nothing_else(study_dir):
+    """Issue 26 (9): it printed its own "on http://…" line and Bottle's "Listening…" before the error."""
+    pytest.importorskip("optuna_dashboard", reason='pip install -e ".[dashboard]"')
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = run_cli("sweep", "sweep=dash", f"sweep.dir={study_dir / 'dash'}", "action=dashboard", f"port={port}",
+                       env={"AGEBENCH_SWEEPS_DIR": str(study_dir / "sweeps")}, cwd=study_dir, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "http://" not in proc.stdout and "Listening" not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port={port} is in use on 127.0.0.1" in lines[0], proc.stderr

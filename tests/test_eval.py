@@ -110,6 +110,18 @@ def test_eval_user_errors_are_one_line(tmp_path, trained_run):
         evaluate(str(trained_run), cfg.data, echo=lambda *_: None)
 
 
+def test_eval_of_a_run_whose_first_fold_is_training_says_so(tmp_path):
+    """Issue 26 (9): it said the run dir was "neither a checkpoint file nor a run dir"."""
+    from agebench.evaluation.trained_runs import locate_checkpoints
+
+    run = tmp_path / "run"
+    (run / "fold_0" / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("experiment_name: x\n")  # what train writes before its first fold
+    for ckpt in (run, run / "fold_0"):
+        with pytest.raises(UserError, match=r"is an agebench run with no finished fold yet .*still training"):
+            locate_checkpoints(str(ckpt))
+
+
 def test_a_planted_interpolation_in_a_run_config_is_refused_not_resolved(tmp_path, trained_run):
     """Issue 26 (1): config.yaml is written resolved; `${oc.env:…}` in it was planted by whoever could write the
     run dir. Eval and export refuse it in one line instead of reading the evaluator's environment."""

@@ -90,3 +90,30 @@ def test_predefined_folds_and_official_split():
     assert (f.train.tolist(), f.val.tolist(), f.test.tolist()) == ([0, 1], [2], [3])
     with pytest.raises(UserError, match="official folds"):
         make_folds(normalise(pd.DataFrame({"image": ["a"], "subject": ["a"], "age": [1.0]}), "toy"), protocol(name="predefined"), 0)
+
+
+def test_a_class_rarer_than_the_folds_splits_silently_and_as_sklearn_would(synthetic_records):
+    """Issue 26 (9): sklearn's two-line "least populated class" warning printed on every fold of a tiny run.
+    The split itself is unchanged: the same folds as StratifiedGroupKFold on the merged labels."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from agebench.data.protocols import stratification_labels
+
+    records = synthetic_records.copy()
+    records.loc[records.index[:3], "race"] = 4  # three faces of one subject: a class rarer than 5 folds
+    records.loc[records.index[3:], "race"] = records["race"].iloc[3:].clip(upper=3)
+    cfg = protocol(stratify=["race"], val_fraction=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folds = make_folds(records, cfg, seed=0)
+    assert not [w for w in caught if "least populated" in str(w.message)]
+    y = stratification_labels(records, ["race"])
+    counts = pd.Series(y).value_counts()
+    y = np.where(np.isin(y, counts.index[counts < 5]), -1, y)
+    groups = pd.factorize(records["subject"])[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [test for _, test in StratifiedGroupKFold(5, shuffle=True, random_state=0).split(records, y, groups)]
+    assert [sorted(f.test.tolist()) for f in folds] == [sorted(t.tolist()) for t in expected]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import sys
@@ -201,3 +202,21 @@ def test_an_infinite_metric_fails_the_gate_and_is_never_measured(measured, tmp_p
         update = agebench("regress", f"baseline={template}", f"runs={runs}", "update=true", cwd=tmp_path)
         assert update.returncode == 2 and "non-finite value" in update.stderr and update.stderr.count("\n") == 1
         assert ".inf" not in template.read_text()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["configurations"][0]["metrics"]["age/mae"].update(expected=True), r"expected: True is not a number"),
+    (lambda d: d["configurations"][0].update(min_folds="abc"), r"min_folds: 'abc' must be a whole number"),
+    (lambda d: d["configurations"][0].update(name=["a", "b"]), r"name: \['a', 'b'\] must be a non-empty string"),
+    (lambda d: d.update(defaults=[1, 2]), r"defaults: \[1, 2\] must map k and/or tolerance"),
+])
+def test_a_baseline_value_of_the_wrong_type_is_one_line(measured, tmp_path, edit, message):
+    """Issue 26 (8, 9): `expected: yes` was read as 1.0, and wrong types gave tracebacks."""
+    runs, baseline = measured
+    data = yaml.safe_load(baseline.read_text())
+    edit(data)
+    baseline.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = agebench("regress", f"baseline={baseline}", f"runs={runs}", cwd=tmp_path)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines

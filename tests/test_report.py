@@ -501,6 +501,17 @@ def test_cost_ticks_use_the_fewest_digits_that_tell_them_apart():
     assert tick_digits([1.0, 2.0, 3.0]) == 2
 
 
+def test_a_metric_missing_on_one_finished_fold_says_over_how_many_folds(tmp_path):
+    """Issue 26 (9): one fold's NaN metric showed the other fold's value, unmarked, beside "2/2" folds."""
+    write_run(tmp_path / "a", [make_record(0, {"age/mae": 5.0, "age/top1": 0.5}, n_folds=2),
+                               make_record(1, {"age/mae": float("nan"), "age/top1": 0.6}, n_folds=2)])
+    frame = agg.build_frame(agg.collect_records(tmp_path))
+    tables, _, _ = recipes.default_tables(frame, recipes.Options())
+    row = next(line for line in to_markdown_doc(tables).splitlines() if line.startswith("| synthetic"))
+    assert "5.00 (1/2 folds)" in row  # the MAE cell: one of the two finished folds
+    assert "55.00 ± 7.07 |" in row and "2/2" in row  # top-1 has both folds: no mark
+
+
 def test_pareto_front():
     pts = [(1.0, 40.0), (2.0, 45.0), (3.0, 44.0), (0.5, 30.0), (4.0, 50.0)]
     assert pareto_front(pts) == [3, 0, 1, 4]

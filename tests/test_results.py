@@ -73,3 +73,16 @@ def test_two_processes_appending_to_one_store_lose_no_record(tmp_path):
     from agebench.results.store import read_records
 
     assert sorted(r["fold"] for r in read_records(target)) == sorted(k * 1000 + i for k in (1, 2) for i in range(100))
+
+
+def test_an_existing_directory_with_glob_characters_is_read_as_named(tmp_path):
+    """Issue 26 (9): `report runs=…/run[1]` said the existing directory did not exist (read as a glob)."""
+    from fakes_records import make_record, write_run
+
+    from agebench.results.store import find_result_files
+
+    write_run(tmp_path / "run[1]", [make_record(0, {"age/mae": 5.0})])
+    write_run(tmp_path / "run1", [make_record(0, {"age/mae": 9.0})])  # what the glob class would match instead
+    (found,) = find_result_files(tmp_path / "run[1]")
+    assert found.parent.name == "run[1]"
+    assert len(find_result_files(str(tmp_path / "run*"))) == 2  # a real glob still globs

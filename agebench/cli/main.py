@@ -6,6 +6,7 @@ line on stderr and a non-zero exit; anything else is a bug and keeps its traceba
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import os
@@ -62,12 +63,31 @@ def run_hydra_command(name: str, overrides: list[str]) -> None:
             # for any Exception that leaves a job; SystemExit is not one.
             report_error(err)
             raise SystemExit(err.exit_code) from None
+        except OSError as err:
+            line = filesystem_error_line(err)
+            if line is None:
+                raise
+            report_error(line)
+            raise SystemExit(2) from None
 
     # Let config errors reach us instead of Hydra printing its own multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [f"agebench {name}", *overrides]
     app = hydra.main(config_path=str(conf_dir()), config_name=command.config_name, version_base="1.3")(task)
     app()
+
+
+# Where a command cannot write (read-only or full file system, no permission, a file where a directory must be):
+# the user's environment, not a bug of ours; one line names the path and the way out.
+_FS_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
+
+
+def filesystem_error_line(err: OSError) -> str | None:
+    """One line for an OSError about a path the user chose (output_dir, cache_dir, out=), or None for others."""
+    if err.errno not in _FS_ERRNOS or not err.filename:
+        return None
+    return (f"cannot write {err.filename}: {err.strerror}; choose a writable place (output_dir=, cache_dir=, out=) "
+            f"or free space there")
 
 
 def report_error(message) -> None:
@@ -89,9 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         report_error(err)
         return err.exit_code
+    except KeyboardInterrupt:  # Ctrl-C in eval, export, report, …: one line, not Python's traceback (train stops
+        # at a safe point itself and exits 130 through agebench.training.signals); writes are atomic, so nothing
+        # half-written stays behind
+        print(f"agebench: interrupted (Ctrl-C){f' during {argv[0]}' if argv else ''}; finished outputs are kept, "
+              f"rerun the command to complete it", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `agebench ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor is the exit-time flush
         return 0
+    except OSError as err:  # raised outside a job (Hydra making the run dir), else as in run_hydra_command's task
+        line = filesystem_error_line(err)
+        if line is None:
+            raise
+        report_error(line)
+        return 2
     except Exception as err:
         line = hydra_error_line(err)
         if line is None:

@@ -12,6 +12,7 @@ Every fold passes `check_leakage` before training: a subject on two sides of a s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,12 +82,16 @@ def _split_off(rows: np.ndarray, fraction: float, strat: np.ndarray, groups: np.
     return np.sort(rows[kept]), np.sort(rows[carved])
 
 
-def _safe_split(splitter, rows, y, groups):
+def _safe_split(splitter, rows, y, groups) -> list:
     # stratification needs >= n_splits members per class; classes rarer than that are merged into one
     counts = pd.Series(y).value_counts()
     rare = counts.index[counts < splitter.n_splits]
     y = np.where(np.isin(y, rare), -1, y)
-    return splitter.split(rows, y, groups if isinstance(splitter, StratifiedGroupKFold) else None)
+    with warnings.catch_warnings():
+        # the merged class may still be smaller than n_splits: sklearn then spreads it as far as it goes and
+        # says so in two lines per fold (issue 26: noise on every tiny run); the split is the same without them
+        warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
+        return list(splitter.split(rows, y, groups if isinstance(splitter, StratifiedGroupKFold) else None))
 
 
 def repeats_of(protocol_cfg) -> int:

@@ -48,6 +48,11 @@ def locate_checkpoints(ckpt: str, folds=None) -> tuple[Path, list[TrainedFold]]:
     elif path.name.startswith("fold_") and path.parent.name.startswith("repeat_") \
             and (path.parent.parent / RESULTS_FILE).exists():
         run_dir, wanted_fold, wanted_file, wanted_repeat = path.parent.parent, _fold_of(path), None, _fold_of(path.parent)
+    elif (path / "config.yaml").exists() or (path.name.startswith("fold_") and (path.parent / "config.yaml").exists()):
+        run = path if (path / "config.yaml").exists() else path.parent
+        raise UserError(f"ckpt={ckpt} is an agebench run with no finished fold yet (no {RESULTS_FILE} in {run}: its "
+                        f"first fold is still training, or was stopped); wait for it, or rerun `agebench train` with "
+                        f"output_dir={run} to finish it")
     else:
         inner = sorted(str(p.parent) for p in path.glob(f"*/{RESULTS_FILE}"))
         hint = f" (it holds runs: {', '.join(inner[:4])})" if inner else ""

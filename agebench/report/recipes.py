@@ -75,6 +75,8 @@ def _stat_for(group: Group, metric: str, scale: float, fmt: str, opts: Options) 
     if not group.complete and opts.incomplete == "drop":
         return Cell(f"incomplete ({group.folds_text})")
     marker = "" if group.complete else INCOMPLETE_MARK
+    if stat.n < len(group.folds_ok):  # a finished fold recorded no finite value: say over how many the cell is
+        marker = f"{marker} ({stat.n}/{len(group.folds_ok)} folds)".strip()
     return stat_cell(stat.mean * scale, stat.std * scale if math.isfinite(stat.std) else None, fmt, marker)
 
 

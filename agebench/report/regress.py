@@ -104,10 +104,22 @@ def validate_baseline(data, path) -> None:
     unknown = set(data) - BASELINE_KEYS
     if unknown:
         raise bad(f"unknown top-level key(s) {sorted(unknown)}")
+    defaults = data.get("defaults")
+    if defaults is not None:
+        if not isinstance(defaults, Mapping) or set(defaults) - {"k", "tolerance", "direction"}:
+            raise bad(f"defaults: {defaults!r} must map k and/or tolerance to numbers, e.g. {{k: 2.0, tolerance: 0.02}}")
+        for key in ("k", "tolerance"):
+            if defaults.get(key) is not None and _num(defaults[key]) is None:
+                raise bad(f"defaults: {key}: {defaults[key]!r} is not a number")
     names = []
     for i, c in enumerate(data["configurations"]):
         if not isinstance(c, Mapping) or "name" not in c or not isinstance(c.get("where"), Mapping):
             raise bad(f"configuration {i + 1} needs a `name` and a `where` mapping")
+        if not isinstance(c["name"], str) or not c["name"].strip():
+            raise bad(f"configuration {i + 1}: name: {c['name']!r} must be a non-empty string")
+        folds = c.get("min_folds")
+        if folds is not None and not (_num(folds) is not None and float(folds).is_integer() and folds >= 1):
+            raise bad(f"configuration {c['name']!r}: min_folds: {folds!r} must be a whole number ≥ 1")
         if set(c) - CONFIG_KEYS:
             raise bad(f"configuration {c['name']!r}: unknown key(s) {sorted(set(c) - CONFIG_KEYS)}")
         if not isinstance(c.get("metrics"), Mapping) or not c["metrics"]:
@@ -127,7 +139,7 @@ def validate_baseline(data, path) -> None:
 
 
 def _num(v) -> float | None:
-    if v is None:
+    if v is None or isinstance(v, (bool, str)):  # YAML's yes/no are booleans, and "0.5" is text: neither is a value
         return None
     try:
         f = float(v)

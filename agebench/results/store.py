@@ -200,7 +200,8 @@ def find_result_files(runs: str | Path | Iterable[str | Path], name: str = RESUL
     items = [runs] if isinstance(runs, (str, Path)) else list(runs)
     files: set[Path] = set()
     for item in items:
-        matches = glob.glob(str(item)) or []
+        # an existing path is taken as it is: `run[1]` names that directory, not a glob class matching `run1`
+        matches = [str(item)] if Path(item).exists() else glob.glob(str(item))
         for match in matches:
             p = Path(match)
             if p.is_file() and p.name == name:

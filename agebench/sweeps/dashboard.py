@@ -8,6 +8,7 @@ your laptop, forward the port (`ssh -L 8080:127.0.0.1:8080 login-node`) instead 
 from __future__ import annotations
 
 import errno
+import socket
 import sys
 
 from agebench.errors import UserError
@@ -27,6 +28,7 @@ def serve_dashboard(spec: SweepSpec, port: int, echo=print) -> None:
         import optuna_dashboard
     except ImportError:
         raise UserError('action=dashboard needs optuna-dashboard: pip install -e ".[dashboard]"') from None
+    _check_port_free(port)  # before any line: a busy port is one error line, not an address then a failure
     echo(f"agebench sweep: optuna-dashboard for study {study.study_name!r} in {display_url(spec.storage_url())} "
          f"on http://{HOST}:{port}/dashboard (Ctrl-C stops it)")
     sys.stdout.flush()  # the address before the server's own log lines, also when stdout is a pipe
@@ -38,3 +40,15 @@ def serve_dashboard(spec: SweepSpec, port: int, echo=print) -> None:
         raise
     except KeyboardInterrupt:
         echo("agebench sweep: dashboard stopped")
+
+
+def _check_port_free(port: int) -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((HOST, port))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise UserError(f"port={port} is in use on {HOST}; pick a free one with port=<n>") from None
+        raise UserError(f"cannot listen on {HOST}:{port} ({err.strerror}); pick another port with port=<n>") from None
+    finally:
+        probe.close()
