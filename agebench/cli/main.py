@@ -118,14 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `agebench ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor is the exit-time flush
         return 0
-    except OSError as err:  # raised outside a job (Hydra making the run dir), else as in run_hydra_command's task
-        line = filesystem_error_line(err)
-        if line is None:
-            raise
-        report_error(line)
-        return 2
     except Exception as err:
-        line = hydra_error_line(err)
+        # an unwritable place raised outside a job (Hydra making the run dir; inside one, the task says it), else
+        # a config error (Hydra's MissingConfigException is an OSError too, without an errno)
+        line = (filesystem_error_line(err) if isinstance(err, OSError) else None) or hydra_error_line(err)
         if line is None:
             raise
         report_error(line)
