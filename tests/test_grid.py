@@ -196,7 +196,7 @@ def test_killed_grid_worker_restarts_without_repeating_finished_points(tmp_path,
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps" / "seeds.yaml").write_text(GRID)
     env = {**os.environ, "AGEBENCH_SWEEPS_DIR": str(tmp_path / "sweeps"), "OMP_NUM_THREADS": "1"}
-    # AGEBENCH_TEST_GRID_HEARTBEAT="30,60" runs the scenario at the default heartbeat (30 s; issue 26's 20-run
+    # AGEBENCH_TEST_GRID_HEARTBEAT="30,75" runs the scenario at the default heartbeat (30 s; issue 26's 20-run
     # loop): the dead trial then looks alive for up to a minute after the kill
     beat, stale = os.environ.get("AGEBENCH_TEST_GRID_HEARTBEAT", "0.5,15").split(",")
     args = [*AGEBENCH, "sweep", "sweep=seeds", *FAST, f"cache_dir={cache_dir}", f"sweep.dir={tmp_path / 'seeds'}",

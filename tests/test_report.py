@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -491,6 +492,28 @@ def test_plots(plotted):
     assert sum(n.startswith("confusion_") for n in names) == 3  # every config with age predictions
     assert all(p.png[:4] == b"\x89PNG" for p in plots)
     assert any("granularity" in s for s in skipped)
+
+
+def test_report_to_a_full_disk_leaves_no_partial_plots_dir(study, tmp_path, monkeypatch):
+    """Issue 26 (8): a plot write on a full disk left a partial `*_plots/`; the OSError names the file (the CLI
+    turns it into one line: tests/test_cli.py)."""
+    from agebench.report import command
+
+    written = []
+
+    def full_after_one(path, data):  # the first PNG fits, the second meets the kernel's own ENOSPC
+        target = path if not written else "/dev/full"
+        written.append(path)
+        with open(target, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+
+    monkeypatch.setattr(command, "_write_png", full_after_one)
+    out = tmp_path / "rep" / "t.md"
+    with pytest.raises(OSError) as err:
+        report_command(report_cfg(runs=str(study), format="md", out=str(out), filters={"tasks": "age"}))
+    assert err.value.errno == errno.ENOSPC and len(written) >= 2
+    assert not (tmp_path / "rep").exists() or list((tmp_path / "rep").iterdir()) == []  # no plots dir, no staging
 
 
 def test_cost_ticks_use_the_fewest_digits_that_tell_them_apart():

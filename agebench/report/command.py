@@ -5,7 +5,10 @@ agebench.report.document (which records, which tables) and agebench.report.regre
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,10 +43,7 @@ def report_command(cfg) -> None:
         plots_dir = cfg.get("plots_dir")
         plots_dir = Path(str(plots_dir)) if plots_dir else (out.parent / f"{out.stem}_plots" if out else None)
         if plots_dir is not None and plots:
-            plots_dir.mkdir(parents=True, exist_ok=True)
-            for p in plots:
-                path = plots_dir / f"{p.name}.png"
-                path.write_bytes(p.png)
+            for p, path in zip(plots, write_plots(plots, plots_dir), strict=True):
                 p.path = str(path.relative_to(out.parent)) if out and path.is_relative_to(out.parent) else str(path)
 
     text = render(doc, fmt)
@@ -67,6 +67,32 @@ def report_command(cfg) -> None:
             written.append(str(extra))
     written += [p.path for p in doc.plots if p.path]
     print(f"agebench report: {summary}; wrote {', '.join(written)}", file=sys.stderr)
+
+
+def _write_png(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_plots(plots, plots_dir: Path) -> list[Path]:
+    """Every plot's PNG in `plots_dir`, or none of them: they are written to a sibling temporary dir first and
+    moved in only when all are whole, so a full disk or an interrupt leaves no partial `*_plots/` behind (the
+    OSError names the file; the CLI makes it one line)."""
+    plots_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{plots_dir.name}.", dir=plots_dir.parent))
+    try:
+        for p in plots:
+            _write_png(staging / f"{p.name}.png", p.png)
+        plots_dir.mkdir(exist_ok=True)
+        paths = []
+        for p in plots:
+            os.replace(staging / f"{p.name}.png", plots_dir / f"{p.name}.png")
+            paths.append(plots_dir / f"{p.name}.png")
+        return paths
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def regress_command(cfg) -> None:
