@@ -37,7 +37,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes (about 1-2 minutes on 2 CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: every core this process may use)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    p.add_argument("--reps", type=int, default=None, help="measured repetitions (default depends on --quick)")
+    p.add_argument("--reps", type=int, default=None,
+                   help=f"measured repetitions after the warm-up (default {MIN_REPS}: a verdict needs at least {MIN_REPS})")
     p.add_argument("--no-record", action="store_true", help="do not append the JSON line to benchmarks/results/")
     return p
 
@@ -137,6 +138,29 @@ def header(title: str, meta: dict) -> None:
     print(f"== {title}")
     print(f"   device: {meta['device']} · threads: {meta['threads']} · torch {meta['torch']} · "
           f"git {meta['git_sha'][:12]} · load avg {meta['load_avg_start']}")
+
+
+# One run of a benchmark cannot carry a claim (issue 27: the same roofline ratio printed 44–65 % on one idle
+# machine): every ratio with a target is the median of at least this many interleaved repetitions, printed
+# with its range, and its verdict is read off the median.
+MIN_REPS = 5
+
+
+def ratio_line(what: str, values, target: float | None = None, higher_is_better: bool = True, fmt: str = ".3f",
+               unit: str = "") -> str:
+    """'<what>: <median> [<min>–<max>], median of n interleaved repetitions[, target ≥ t PASS|MISS]' — the
+    verdict from the median, and none at all below MIN_REPS repetitions."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return f"{what}: n/a (no finished repetition)"
+    text = (f"{what}: {median(vals):{fmt}}{unit} [{min(vals):{fmt}}–{max(vals):{fmt}}{unit}], median of {len(vals)} "
+            f"interleaved repetitions")
+    if target is not None:
+        sign = "≥" if higher_is_better else "≤"
+        call = (verdict(median(vals), target, higher_is_better) if len(vals) >= MIN_REPS
+                else f"no verdict (fewer than {MIN_REPS} repetitions)")
+        text += f", target {sign} {target:{fmt}}{unit} {call}"
+    return text
 
 
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:

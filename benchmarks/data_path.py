@@ -93,7 +93,7 @@ def main() -> None:
 
     n = int(args.images or (128 if args.quick else 384))
     batch = int(args.batch or (32 if args.quick else 64))
-    reps = int(args.reps or (2 if args.quick else 3))
+    reps = int(args.reps or common.MIN_REPS)
     cfg = common.compose([*common.model_overrides(args.model), "tasks=age_gender", "logger=none"])
     size = int(cfg.model.input_size)
     images, records = common.synthetic_images(n, common.load_size_for(size))
@@ -203,9 +203,10 @@ def main() -> None:
                "jpeg_loader_vs_model": common.median(jpeg_vs_model), "target_loader_vs_model": TARGET_LOADER_VS_MODEL,
                "jpeg_mb": round(jpeg_mb, 2)}
     common.record_result("data_path", args, meta, payload)
-    print(f"data_path ratios: JPEG ÷ cached epoch time = {common.median(ratio_data):.1f}× (data only), "
-          f"{common.median(ratio_train):.2f}× (training epoch); cached loader ÷ model consumption = {headline:.1f}× "
-          f"target ≥ {TARGET_LOADER_VS_MODEL:g} {common.verdict(headline, TARGET_LOADER_VS_MODEL)}")
+    print(f"   JPEG ÷ cached epoch time: {common.spread(ratio_data)}× (data only), {common.spread(ratio_train)}× "
+          f"(training epoch), median [range]")
+    print(common.ratio_line("data_path ratio (cached loader img/s ÷ model training img/s)", loader_vs_model,
+                            TARGET_LOADER_VS_MODEL, fmt=".1f", unit="×"))
 
 
 if __name__ == "__main__":

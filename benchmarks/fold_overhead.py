@@ -55,7 +55,7 @@ def main() -> None:
     epochs = int(args.epochs or (3 if args.quick else 4))
     n_train = batch * int(args.train_batches or (4 if args.quick else 8))
     n_eval = 2 * batch  # validation and test sets: two batches each (a fold's val/test are ~1/5 of train)
-    reps = int(args.reps or (2 if args.quick else 3))
+    reps = int(args.reps or common.MIN_REPS)
     trainer_group = args.trainer or ("gpu" if device.type == "cuda" else "cpu")
 
     size = int(common.compose(common.model_overrides(args.model)).model.input_size)
@@ -106,10 +106,12 @@ def main() -> None:
         return m["setup"] + m["test"] + n * (n_img * train_rate + n_val * eval_rate + m["between"] / epochs)
 
     projected = projected_seconds(b) / projected_seconds(a)
+    projected_per_rep = [projected_seconds(pr) / projected_seconds(ar) for pr, ar in zip(plain, agebench)]
     print(f"   projected to a fold of {n} epochs × {n_img} training + {n_val} validation images: agebench "
           f"{projected_seconds(a) / 60:.1f} min, plain {projected_seconds(b) / 60:.1f} min, ratio {projected:.3f}")
 
     payload = {"target": TARGET, "ratio": ratio, "ratios": ratios, "projected_ratio": projected,
+               "projected_ratios": projected_per_rep, "projected_ratio_median": common.median(projected_per_rep),
                "model": args.model, "input_size": size, "batch": batch, "epochs": epochs,
                "train_images": n_train, "eval_images": n_eval, "reps": reps, "trainer": trainer_group,
                "precision": str(cfg.trainer.precision), "channels_last": bool(cfg.trainer.channels_last),
@@ -120,9 +122,9 @@ def main() -> None:
                                   "agebench_s": projected_seconds(a), "plain_s": projected_seconds(b)},
                "folds": {"agebench": agebench, "plain": plain}}
     common.record_result("fold_overhead", args, meta, payload)
-    print(f"fold_overhead ratio (plain ÷ agebench fold time, projected to {n} epochs × {n_img} images from this "
-          f"run's parts; measured on {epochs}-epoch toy folds {ratio:.3f}): {projected:.3f} target ≥ {TARGET} "
-          f"{common.verdict(projected, TARGET)}")
+    print(f"   measured on the {epochs}-epoch toy folds: " + common.ratio_line("plain ÷ agebench", ratios))
+    print(common.ratio_line(f"fold_overhead ratio (plain ÷ agebench fold time, each pair projected to {n} epochs × "
+                            f"{n_img} images from its parts)", projected_per_rep, TARGET))
 
 def _fold(n_train: int, n_eval: int):
     from agebench.data.protocols import Fold

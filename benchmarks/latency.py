@@ -6,7 +6,8 @@ figures come from agebench.models.profile: batch-1 latency = median (and p90) of
 passes; 10-crop = seed 000's evaluation of one image (4 corners + centre and their mirrors, one
 batch-10 forward, scores averaged). The papers timed whole apps on phones (seed 000: Atom x5 /
 Snapdragon 625) and a desktop (seed 003), so only the ratios between rows compare; the last line
-prints them (Levi–Hassner ÷ LMTCNN-1-1, Levi–Hassner ÷ the lightweight joint model).
+prints them (Levi–Hassner ÷ LMTCNN-1-1, Levi–Hassner ÷ the lightweight joint model), each the median of
+`--reps` (default 5) rounds in which the compared models are timed one after another, with its range.
 
     python benchmarks/latency.py [--quick] [--threads 1] [--sets seed000,seed003,seed004]
 """
@@ -28,12 +29,14 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from agebench.config.compose import compose_config
-    from agebench.models.profile import profile_model
+    from agebench.models.profile import latency_ms, profile_model
     from agebench.paths import conf_dir
     from agebench.tasks.factory import build_tasks
     from agebench.training.builders import build_model
 
-    iters = int(args.reps or (10 if args.quick else 30))
+    iters = 10 if args.quick else 30
+    rounds = int(args.reps or common.MIN_REPS)
+    built: dict[tuple, tuple] = {}  # overrides → (model, input size), for the speed-up rounds
     warmup = 2 if args.quick else 5
     measured: dict[tuple, dict] = {}
     results, rows = [], []
@@ -46,7 +49,8 @@ def main() -> None:
                 cfg = compose_config(overrides, config_name="profile")
                 size = int(cfg.data.image_size)
                 tasks = build_tasks(cfg.tasks)
-                model = build_model(cfg, tasks)
+                model = build_model(cfg, tasks).to(device)
+                built[key] = (model, size)
                 measured[key] = profile_model(model, size, latency_iters=iters, warmup=warmup, threads=threads,
                                               oversample=True, device=str(device), per_module=False)
             fig = measured[key]
@@ -70,17 +74,30 @@ def main() -> None:
         return hits[0] if hits else None
 
     levi = find("Levi_Hassner") or find("Levi et al")
-    ratios = {}
-    for name, label in (("LMTCNN-1-1", "LMTCNN-1-1"), ("lightweight", "Ours (joint")):
-        other = find(label)
-        if levi and other:
-            ratios[name] = {"batch1": levi["latency_ms"] / other["latency_ms"],
-                            "ten_crop": levi["latency_oversample_ms"] / other["latency_oversample_ms"],
-                            "paper": PAPER_SPEEDUP[name]}
-    payload = {"iters": iters, "warmup": warmup, "rows": results, "speedups_vs_levi_hassner": ratios}
+    compared = {name: find(label) for name, label in (("LMTCNN-1-1", "LMTCNN-1-1"), ("lightweight", "Ours (joint"))}
+    compared = {name: row for name, row in compared.items() if levi and row}
+    # the speed-ups: in each round Levi–Hassner and the compared models are timed one after another, so a
+    # load change hits them alike; a ratio is the median of the rounds' ratios
+    per_round = {name: {"batch1": [], "ten_crop": []} for name in compared}
+    round_iters = max(3, iters // 3)
+    for _ in range(rounds if compared else 0):
+        times = {}
+        for row in [levi, *compared.values()]:
+            model, size = built[tuple(row["overrides"])]
+            times[row["label"]] = [latency_ms(model, size, iters=round_iters, warmup=1, threads=threads,
+                                              oversample=ten)["median"] for ten in (False, True)]
+        for name, row in compared.items():
+            per_round[name]["batch1"].append(times[levi["label"]][0] / times[row["label"]][0])
+            per_round[name]["ten_crop"].append(times[levi["label"]][1] / times[row["label"]][1])
+    ratios = {name: {"batch1": common.median(r["batch1"]), "ten_crop": common.median(r["ten_crop"]),
+                     "batch1_rounds": r["batch1"], "ten_crop_rounds": r["ten_crop"], "paper": PAPER_SPEEDUP[name]}
+              for name, r in per_round.items()}
+    payload = {"iters": iters, "warmup": warmup, "rounds": rounds, "round_iters": round_iters, "rows": results,
+               "speedups_vs_levi_hassner": ratios}
     common.record_result("latency", args, meta, payload)
-    parts = [f"Levi–Hassner ÷ {name}: {r['batch1']:.1f}× batch-1, {r['ten_crop']:.1f}× 10-crop (paper {r['paper']:.1f}×)"
-             for name, r in ratios.items()]
+    parts = [common.ratio_line(f"Levi–Hassner ÷ {name} {kind} (paper {r['paper']:.1f}×)", r[f"{key}_rounds"],
+                               fmt=".1f", unit="×")
+             for name, r in ratios.items() for kind, key in (("batch-1", "batch1"), ("10-crop", "ten_crop"))]
     print("latency ratios: " + ("; ".join(parts) if parts else "n/a (Levi–Hassner or the compared model not in the sets)"))
 
 

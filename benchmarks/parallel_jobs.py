@@ -23,9 +23,11 @@ environment. Every side-by-side measurement runs between two alone runs (alone, 
 declared, alone, live count, alone, …) and its ratio uses their mean, so the load of a shared
 machine drifting over the run is not taken for a ratio; an untimed warm-up job (one batch per loop)
 renders and caches the dataset first. The last line is the N=2 ratio of
-"agebench, declared" (target ≥ 0.9: no worse than serial); the table also shows the others.
+"agebench, declared" (target ≥ 0.9: no worse than serial), the median of `--reps` (default 5) bracketed
+measurements with their range; the table also shows the other ways (`--ways`: by default torch's
+defaults and agebench declared; `--ways all` adds the live count).
 
-    python benchmarks/parallel_jobs.py [--quick] [--reps 1] [--jobs 1,2,4] [--epochs 4]
+    python benchmarks/parallel_jobs.py [--quick] [--reps 5] [--jobs 1,2,4] [--epochs 4] [--ways all]
 
 On a busy machine a 4-epoch job can take minutes alone and the oversubscribed pair five times that;
 `--epochs 2` halves the run.
@@ -53,6 +55,7 @@ def main() -> None:
     p.add_argument("--jobs", default=None, help="comma-separated N to measure (default: 1,2 and 4 if ≥ 4 cores)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per job (default 4; 2 with --quick)")
     p.add_argument("--override", action="append", default=[], help="extra `agebench train` override (repeatable)")
+    p.add_argument("--ways", default="defaults,declared", help="comma-separated: defaults, declared, live (or all)")
     args = p.parse_args()
     device, _, meta = common.start(args, "parallel_jobs: N agebench jobs side by side vs one after another")
     print(f"   results: {(common.RESULTS_DIR / 'parallel_jobs.jsonl').relative_to(common.ROOT)}")
@@ -64,7 +67,12 @@ def main() -> None:
     cores, cores_why = usable_cores()
     ns = [int(n) for n in args.jobs.split(",")] if args.jobs else [1, 2] + ([4] if cores >= 4 else [])
     epochs = int(args.epochs or (2 if args.quick else 4))
-    reps = int(args.reps or 1)
+    reps = int(args.reps or common.MIN_REPS)
+    short = dict(zip(("defaults", "declared", "live"), WAYS))
+    unknown = [w for w in args.ways.split(",") if w.strip() not in (*short, "all")]
+    if unknown:
+        p.error(f"--ways {','.join(unknown)}: unknown; choose from defaults, declared, live or all")
+    ways = list(WAYS) if args.ways == "all" else [short[w.strip()] for w in args.ways.split(",") if w.strip()]
     default_threads = torch_default_threads()
     overrides = job_overrides(args.quick, epochs, args.override)
     print(f"   {cores} usable cores ({cores_why}); torch's default: {default_threads} threads; "
@@ -76,12 +84,12 @@ def main() -> None:
         run_jobs(tmp / "warm", 1, overrides + WARM_UP, {}, tmp / "registry")
         # every side-by-side measurement sits between two alone runs: its ratio uses their mean, so a
         # shared machine's load drifting over the minutes of the run does not pass for a ratio
-        alone, side, ratio_parts = [], {(way, n): [] for way in WAYS for n in ns if n > 1}, {}
+        alone, side, ratio_parts = [], {(way, n): [] for way in ways for n in ns if n > 1}, {}
         alone.append(run_jobs(tmp / "alone", 1, overrides, {}, tmp / "registry"))
         print(f"   1 job alone {alone[-1]:.1f} s")
         for rep in range(reps):
             for n in [n for n in ns if n > 1]:
-                for way in WAYS:
+                for way in ways:
                     extra, env = way_settings(way, n, default_threads)
                     wall = run_jobs(tmp / f"way{WAYS.index(way)}_n{n}_rep{rep}", n, overrides + extra, env, tmp / "registry")
                     alone.append(run_jobs(tmp / f"alone{len(alone)}", 1, overrides, {}, tmp / "registry"))
@@ -110,8 +118,9 @@ def main() -> None:
                "torch_default_threads": default_threads, "overrides": overrides,
                "load_avg_1_5_15_end": [round(x, 2) for x in os.getloadavg()]}
     common.record_result("parallel_jobs", args, meta, payload)
-    print(f"parallel_jobs ratio ({headline_n} jobs side by side ÷ serial, agebench's threads, N declared; "
-          f"torch's defaults {default:.2f}): {ratio:.2f} target ≥ {TARGET} {common.verdict(ratio, TARGET)}")
+    print(common.ratio_line(f"parallel_jobs ratio ({headline_n} jobs side by side ÷ serial, agebench's threads, N "
+                            f"declared; torch's defaults {default:.2f})", ratio_parts.get((WAYS[1], headline_n), []),
+                            TARGET, fmt=".2f"))
 
 
 def job_overrides(quick: bool, epochs: int, extra: list[str]) -> list[str]:

@@ -46,7 +46,7 @@ def main() -> None:
                           f"trainer={'gpu' if device.type == 'cuda' else 'cpu'}"])
     size = int(args.size or cfg.model.input_size)
     batch = int(args.batch or (32 if args.quick else 64))
-    reps = int(args.reps or (3 if args.quick else 5))
+    reps = int(args.reps or common.MIN_REPS)
     tasks, _ = common.task_setup(cfg, _fake_records(batch))
     macs = gmacs(common.build_model(cfg, tasks, size), size).total
     config_layout = "channels_last" if bool(cfg.trainer.channels_last) else "nchw"
@@ -98,12 +98,11 @@ def main() -> None:
                "fraction": headline, "best": {k: {"fraction": v[0], "variant": v[1]} for k, v in best.items()},
                "targets": TARGETS, "top_ops": ops}
     common.record_result("roofline", args, meta, payload)
-    print(f"roofline ratios ({config_layout}): inference {100 * headline['inference']:.1f}% of matmul "
-          f"(target ≥ {100 * TARGETS['inference']:.0f}%) {common.verdict(headline['inference'], TARGETS['inference'])}; "
-          f"training {100 * headline['training']:.1f}% (target ≥ {100 * TARGETS['training']:.0f}%) "
-          f"{common.verdict(headline['training'], TARGETS['training'])}; best: inference "
-          f"{100 * best['inference'][0]:.1f}% ({best['inference'][1]}), training {100 * best['training'][0]:.1f}% "
-          f"({best['training'][1]})")
+    print(f"   best layout: inference {100 * best['inference'][0]:.1f}% ({best['inference'][1]}), training "
+          f"{100 * best['training'][0]:.1f}% ({best['training'][1]}), medians")
+    print(f"roofline ratios ({config_layout}, % of the fp32 matmul rate measured around each repetition): " + "; ".join(
+        common.ratio_line(kind, [100 * s["fraction"] for s in samples[f"{config_layout}/{kind}"]],
+                          100 * TARGETS[kind], fmt=".1f", unit="%") for kind in ("inference", "training")))
 
 
 class Runner:

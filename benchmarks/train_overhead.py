@@ -46,7 +46,7 @@ def main() -> None:
 
     batch = int(args.batch or (32 if args.quick else 64))
     n_images = int(args.images or batch * (6 if args.quick else 8))
-    reps = int(args.reps or (4 if args.quick else 6))
+    reps = int(args.reps or common.MIN_REPS)
     trainer_group = args.trainer or ("gpu" if device.type == "cuda" else "cpu")
 
     rows, results, skipped = [], [], []
@@ -83,9 +83,9 @@ def main() -> None:
     payload = {"target": TARGET, "ratio": ratio, "batch": batch, "images_per_epoch": n_images, "reps": reps,
                "trainer": trainer_group, "skipped": skipped, "models": results, "profile": profile}
     common.record_result("train_overhead", args, meta, payload)
-    worst = min(real, key=lambda r: r["ratio"])["model"] if real else "-"
-    print(f"train_overhead ratio (agebench img/s ÷ plain img/s, worst model {worst}): {ratio:.3f} "
-          f"target ≥ {TARGET} {common.verdict(ratio, TARGET)}")
+    worst = min(real, key=lambda r: r["ratio"]) if real else {"model": "-", "ratios": []}
+    print(common.ratio_line(f"train_overhead ratio (agebench img/s ÷ plain img/s per interleaved epoch, worst model "
+                            f"{worst['model']})", worst["ratios"], TARGET))
 
 
 def run_model(name: str, device, batch: int, n_images: int, reps: int, trainer_group: str, args) -> dict:
