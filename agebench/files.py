@@ -59,14 +59,49 @@ def remove_quietly(path: str | Path) -> None:
         pass
 
 
-def disk_full(path: Path, err: OSError) -> DiskFullError:
-    """One line saying which file could not be written and how much room its file system has left."""
+RERUN_FIX = "free some space or set output_dir to a larger disk, then rerun the same command to resume"
+
+
+def disk_full(path: Path, err: OSError, fix: str | None = None) -> DiskFullError:
+    """One line saying which file could not be written, how much room its file system has left and `fix`
+    (by default: make room and rerun, for the commands that resume)."""
     try:
         free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:.0f} MiB free there"
     except OSError:
         free = "free space unknown"
-    return DiskFullError(f"{os.strerror(err.errno).lower()} writing {path} ({free}); free some space "
-                         f"or set output_dir to a larger disk, then rerun the same command to resume")
+    return DiskFullError(f"{os.strerror(err.errno).lower()} writing {path} ({free}); {fix or RERUN_FIX}")
+
+
+@contextmanager
+def replacing(path: str | Path, fix: str | None = None):
+    """Yields the name of a new temporary file beside `path`; when the block ends, the file replaces `path`
+    (`os.replace`: atomic on a local file system). On any error (a kill, an interrupt, a full disk) the
+    temporary file is removed and `path` keeps what it held; a full disk is a DiskFullError naming `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_beside(path)  # unique per writer: two processes never write one temp file
+    os.close(fd)  # writers open it themselves (torch.save and np.save write faster through their own)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as err:
+        remove_quietly(tmp)
+        if isinstance(err, OSError) and err.errno in NO_SPACE:
+            raise disk_full(path, err, fix) from None
+        raise
+
+
+def write_synced(fh, data: bytes) -> None:
+    """Write, flush and fsync, so that a full disk fails here (and not later, at close or in a reader)."""
+    fh.write(data)
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, fix: str | None = None) -> None:
+    """`path` holds `data` whole afterwards, or keeps what it held (see `replacing`)."""
+    with replacing(path, fix) as tmp, open(tmp, "wb") as fh:
+        write_synced(fh, data)
 
 
 def open_lock_file(path: Path) -> int:

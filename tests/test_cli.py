@@ -70,7 +70,7 @@ def test_ctrl_c_outside_train_is_one_line_and_exit_130(command, target, monkeypa
                                         f"kept, rerun the command to complete it"]
 
 
-@pytest.mark.parametrize("command", ["train", "report"])
+@pytest.mark.parametrize("command", ["train", "train_cache", "report"])
 def test_an_unwritable_output_place_is_one_line(cli, tmp_path, command):
     """Issue 26 (8): a read-only output_dir / out= gave an OSError traceback. A regular file where a directory
     must be fails for root too (ENOTDIR), so the test does not depend on who runs it."""
@@ -80,6 +80,9 @@ def test_an_unwritable_output_place_is_one_line(cli, tmp_path, command):
     blocker.write_text("x")
     if command == "train":
         result = cli("train", *TINY, "protocol.folds=[0]", f"output_dir={blocker / 'run'}")
+    elif command == "train_cache":
+        result = cli("train", *TINY, "protocol.folds=[0]", f"output_dir={tmp_path / 'run'}",
+                     f"cache_dir={blocker / 'cache'}")
     else:
         write_run(tmp_path / "runs" / "a", [make_record(0, {"age/mae": 5.0})])
         result = cli("report", f"runs={tmp_path / 'runs'}", f"out={blocker / 'sub' / 't.md'}")

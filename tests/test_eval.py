@@ -110,6 +110,16 @@ def test_eval_user_errors_are_one_line(tmp_path, trained_run):
         evaluate(str(trained_run), cfg.data, echo=lambda *_: None)
 
 
+def test_an_unwritable_eval_out_is_one_line(tmp_path, trained_run):
+    """Issue 26 (8): a read-only eval.out was an OSError traceback. A regular file where the directory must
+    be fails for root too (ENOTDIR), so the test does not depend on who runs it."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    result = run_cli("eval", f"ckpt={trained_run}", "eval.folds=[0]", f"eval.out={blocker / 'evals'}")
+    assert result.returncode == 2, result.stderr[-1500:]
+    assert result.stderr.count("\n") == 1 and "cannot write " in result.stderr and "a_file" in result.stderr
+
+
 def test_eval_of_a_run_whose_first_fold_is_training_says_so(tmp_path):
     """Issue 26 (9): it said the run dir was "neither a checkpoint file nor a run dir"."""
     from agebench.evaluation.trained_runs import locate_checkpoints

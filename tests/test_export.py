@@ -118,9 +118,13 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(fmt, tmp_path, mon
     cfg = compose_config(["model=lmtcnn", "tasks=age_gender", "data.image_size=48"])
     tasks = build_tasks(cfg.tasks)
     model = build_model(cfg, tasks).eval()
-    monkeypatch.setattr(export, "_open_for_write", lambda path: open("/dev/full", "wb"))
+    from agebench import files
+
+    write_synced = files.write_synced
+    monkeypatch.setattr(files, "write_synced", lambda fh, data: write_synced(open("/dev/full", "wb"), data))
     out = tmp_path / f"m{export.SUFFIXES[fmt]}"
-    with pytest.raises(UserError, match=r"cannot write the exported model \(\d+\.\d MB\) in .*No space left on device"):
+    with pytest.raises(UserError, match=rf"no space left on device writing {tmp_path}/\.?{out.name}.*the model needs \d+\.\d MB: free "
+                                        r"space there or choose another out="):
         export_model(model, cfg, tasks, out, fmt)
     assert list(tmp_path.iterdir()) == []  # no partial file, no .tmp, no report
 

@@ -176,6 +176,32 @@ def test_a_bad_results_line_names_file_and_line(tmp_path, kind):
         read_records(path)
 
 
+EVAL_LINES = {
+    "no_tested_on": ({"trained_on": "synthetic"}, "tested_on is null, not a dataset name"),
+    "tested_on_a_list": ({"trained_on": "synthetic", "tested_on": ["utkface"]}, "tested_on is \\[\"utkface\"\\]"),
+    "no_trained_on": ({"tested_on": "utkface"}, "trained_on is null, not a dataset name"),
+}
+
+
+@pytest.mark.parametrize("kind", list(EVAL_LINES))
+def test_a_bad_evals_line_names_file_and_line(tmp_path, kind):
+    """Issue 26 (8): an evals.jsonl record without `tested_on` was a KeyError traceback in the report's
+    cross-dataset table; the datasets that place a record in that table are checked as it is read."""
+    import json
+
+    from agebench.report.cross_dataset import cross_dataset_tables
+    from agebench.report.recipes import Options
+
+    run = tmp_path / "r"
+    write_run(run, [make_record(0, {"age/mae": 5.0})])
+    good = {**make_record(0, {"age/mae": 4.0}), "kind": "eval", "trained_on": "synthetic", "tested_on": "utkface",
+            "split": "all"}
+    bad = {k: v for k, v in good.items() if k not in ("trained_on", "tested_on")} | EVAL_LINES[kind][0]
+    (run / "evals.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(UserError, match=f"evals.jsonl:2 is not a valid run record \\({EVAL_LINES[kind][1]}.*remove or repair"):
+        cross_dataset_tables([str(run)], None, Options())
+
+
 @pytest.mark.slow
 def test_report_and_train_stop_in_one_line_on_a_bad_results_line(cli, tmp_path):
     runs = tmp_path / "runs"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
@@ -497,22 +496,20 @@ def test_plots(plotted):
 def test_report_to_a_full_disk_leaves_no_partial_plots_dir(study, tmp_path, monkeypatch):
     """Issue 26 (8): a plot write on a full disk left a partial `*_plots/`; the OSError names the file (the CLI
     turns it into one line: tests/test_cli.py)."""
-    from agebench.report import command
+    from agebench import files
+    from agebench.errors import DiskFullError
 
-    written = []
+    written, write_synced = [], files.write_synced
 
-    def full_after_one(path, data):  # the first PNG fits, the second meets the kernel's own ENOSPC
-        target = path if not written else "/dev/full"
-        written.append(path)
-        with open(target, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+    def full_after_one(fh, data):  # the first PNG fits, the second meets the kernel's own ENOSPC
+        written.append(fh.name)
+        write_synced(fh if len(written) == 1 else open("/dev/full", "wb"), data)
 
-    monkeypatch.setattr(command, "_write_png", full_after_one)
+    monkeypatch.setattr(files, "write_synced", full_after_one)
     out = tmp_path / "rep" / "t.md"
-    with pytest.raises(OSError) as err:
+    with pytest.raises(DiskFullError, match=r"no space left on device writing .*t_plots.*\.png .*choose another out="):
         report_command(report_cfg(runs=str(study), format="md", out=str(out), filters={"tasks": "age"}))
-    assert err.value.errno == errno.ENOSPC and len(written) >= 2
+    assert len(written) >= 2
     assert not (tmp_path / "rep").exists() or list((tmp_path / "rep").iterdir()) == []  # no plots dir, no staging
 
 

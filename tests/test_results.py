@@ -66,7 +66,8 @@ def test_two_processes_appending_to_one_store_lose_no_record(tmp_path):
     target = tmp_path / "evals.jsonl"
     code = ("import sys; sys.path.insert(0, 'tests'); from fakes_records import make_record; "
             "from agebench.results.store import append_record; "
-            "[append_record(sys.argv[1], make_record(int(sys.argv[2]) * 1000 + i)) for i in range(100)]")
+            "[append_record(sys.argv[1], {**make_record(int(sys.argv[2]) * 1000 + i), 'kind': 'eval', "
+            "'trained_on': 'synthetic', 'tested_on': 'synthetic'}) for i in range(100)]")
     root = Path(__file__).resolve().parents[1]
     procs = [subprocess.Popen([sys.executable, "-c", code, str(target), str(k)], cwd=root) for k in (1, 2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agebench.files import temp_beside
+from agebench.files import replacing
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,7 @@ def cached_array(cache_dir: str | Path, description: dict, build: Callable[[], n
             return array, True
         log.warning("image cache %s is damaged (%s); rebuilding it", path, damage)
     array = np.ascontiguousarray(build())
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)  # unique name, umask-honouring mode (the cache is shared by users)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-        (cache_dir / f"{path.stem}.json").write_text(json.dumps(description, sort_keys=True, default=str, indent=1))
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+    (cache_dir / f"{path.stem}.json").write_text(json.dumps(description, sort_keys=True, default=str, indent=1))
     return np.load(path, mmap_mode="r"), False

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from agebench.errors import UserError
+from agebench.files import atomic_write_bytes
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -158,21 +158,14 @@ def export_torchscript(wrapper, size: int, path: Path, metadata: dict) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def _open_for_write(path: Path):
-    return open(path, "wb")
-
-
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` (flushed and fsynced); a full disk or an unwritable place is one UserError."""
+    """Write `data` to `path` whole or not at all; a full disk or an unwritable place is one UserError."""
+    fix = f"the model needs {len(data) / 1e6:.1f} MB: free space there or choose another out="
     try:
-        with _open_for_write(path) as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        atomic_write_bytes(path, data, fix)
     except OSError as err:
-        Path(path).unlink(missing_ok=True)
-        raise UserError(f"cannot write the exported model ({len(data) / 1e6:.1f} MB) in {path.parent}: "
-                        f"{err.strerror or err}; free space there or choose another out=") from None
+        raise UserError(f"cannot write the exported model in {path.parent}: {err.strerror or err}; "
+                        f"choose another out=") from None
 
 
 def run_exported(path: Path, fmt: str, batch, threads: int | None = 1) -> list[np.ndarray]:

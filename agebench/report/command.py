@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agebench.errors import RegressionError, UserError
+from agebench.files import atomic_write_bytes
 from agebench.report import aggregate as agg
 from agebench.report.canon import plain
 from agebench.report.document import build_document, want_plots
@@ -69,22 +70,15 @@ def report_command(cfg) -> None:
     print(f"agebench report: {summary}; wrote {', '.join(written)}", file=sys.stderr)
 
 
-def _write_png(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def write_plots(plots, plots_dir: Path) -> list[Path]:
     """Every plot's PNG in `plots_dir`, or none of them: they are written to a sibling temporary dir first and
-    moved in only when all are whole, so a full disk or an interrupt leaves no partial `*_plots/` behind (the
-    OSError names the file; the CLI makes it one line)."""
+    moved in only when all are whole, so a full disk or an interrupt leaves no partial `*_plots/` behind (a full
+    disk is a DiskFullError naming the file: one line from the CLI)."""
     plots_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{plots_dir.name}.", dir=plots_dir.parent))
     try:
         for p in plots:
-            _write_png(staging / f"{p.name}.png", p.png)
+            atomic_write_bytes(staging / f"{p.name}.png", p.png, "free some space there or choose another out=")
         plots_dir.mkdir(exist_ok=True)
         paths = []
         for p in plots:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from agebench.errors import UserError
-from agebench.files import NO_SPACE, disk_full, exclusive, temp_beside
+from agebench.files import atomic_write_bytes, exclusive
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -47,21 +46,7 @@ def _jsonable(value):
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)  # unique name, and the umask's mode (mkstemp alone gives 0600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno in NO_SPACE:  # the previous file stays whole
-            raise disk_full(path, err) from None
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
@@ -94,7 +79,7 @@ def read_records(path: str | Path) -> list[dict]:
         if not isinstance(record, dict) or not {"fold", "status"} <= set(record):
             what = f"a JSON {type(record).__name__}" if not isinstance(record, dict) else "an object without fold/status"
             raise UserError(f"{path}:{n} is valid JSON but not a run record ({what}); remove or repair that line")
-        problem = record_type_problem(record)
+        problem = record_type_problem(record) or (eval_record_problem(record) if path.name == EVALS_FILE else None)
         if problem:
             raise UserError(f"{path}:{n} is not a valid run record ({problem}); remove or repair that line")
         records.append(record)
@@ -123,6 +108,15 @@ def record_type_problem(record: dict) -> str | None:
             return f"metric {bad!r} is {json.dumps(metrics[bad])[:40]}, not a number"
     if tasks is not None and not (isinstance(tasks, list) and all(isinstance(t, str) for t in tasks)):
         return f"tasks is {json.dumps(tasks)[:40]}, not a list of task names"
+    return None
+
+
+def eval_record_problem(record: dict) -> str | None:
+    """What makes a record of evals.jsonl unusable by the cross-dataset table (which places it by the
+    datasets it was trained and tested on), or None."""
+    for field in ("trained_on", "tested_on"):
+        if not isinstance(record.get(field), str):
+            return f"{field} is {json.dumps(record.get(field))[:40]}, not a dataset name"
     return None
 
 

@@ -29,7 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from agebench.errors import UserError
-from agebench.files import NO_SPACE, disk_full, remove_quietly, temp_beside
+from agebench.files import replacing
 
 log = logging.getLogger("agebench.training.checkpointing")
 
@@ -41,18 +41,8 @@ class AtomicFileCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicFileCheckpointIO takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temp_beside(path)  # unique per writer: two processes never write one temp file
-        os.close(fd)  # torch.save writes faster through its own file writer than through a file object
-        try:
+        with replacing(path) as tmp:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        except BaseException as err:  # a kill, an interrupt, a full disk: never leave a partial temp file
-            remove_quietly(tmp)
-            if isinstance(err, OSError) and err.errno in NO_SPACE:
-                raise disk_full(path, err) from None
-            raise
 
     def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None) -> dict:
         # whatever the caller (Lightning's resume/test passes None, which TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
