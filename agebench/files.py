@@ -5,6 +5,10 @@ and `flock` locks for read-modify-write sections.
 written through it could not be read by the other users of a shared sweep directory. `temp_beside`
 gives the temporary file `0666 & ~umask` (0644 under the usual umask 022) before anything is written,
 and a name unique to this process and call, so concurrent writers of one file never share a temp file.
+
+Every file agebench replaces (run records, checkpoints, the image cache, exports, report plots) goes through
+`replacing` / `atomic_write_bytes`: a reader sees the old file or the new one, never half of one, and a full
+disk is one line naming the file.
 """
 
 from __future__ import annotations

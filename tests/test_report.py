@@ -188,6 +188,32 @@ def test_paired_test_matches_scipy(groups):
     assert [got[k].result.p for k in order] == list(holm) and {got[k].result.family for k in order} == {3}
 
 
+def test_a_ci_excluding_zero_that_fails_holm_says_so(tmp_path):
+    """The table's CI is per comparison, its verdict Holm-adjusted over the table: CI [-1.08, -0.23] beside
+    "no significant difference" (the CI gate's quickstart table) read as a contradiction. The verdict now
+    names both: significant alone, not after Holm over the family."""
+    single = [10.0, 10.2, 9.9, 10.1, 10.05]
+    diffs = {"age/mae": [-0.25, -0.75, -0.35, -0.65, -0.5],  # one real gain, three metrics with none
+             "age/top1": [0.01, -0.02, 0.015, -0.01, 0.0], "age/top2": [0.0, 0.01, -0.01, 0.02, -0.02],
+             "age/cs5": [0.02, -0.01, 0.0, -0.02, 0.01]}
+    for variant, tasks in (("age", ["age"]), ("age_gender", ["age", "gender"])):
+        records = [make_record(f, {m: single[f] * (m == "age/mae") + 0.5 * (m != "age/mae")
+                                   + (d[f] if variant == "age_gender" else 0.0) for m, d in diffs.items()}
+                               | ({"gender/acc": 0.9} if variant == "age_gender" else {}),
+                               experiment="q", tasks=tasks, n_folds=5, variant=variant,
+                               extra_config={"variant": variant, "variants": None}) for f in range(5)]
+        write_run(tmp_path / variant, records)
+    gs = agg.aggregate(agg.build_frame(agg.collect_records(tmp_path)))
+    comparisons = compare_single_multi(gs)
+    (mae,) = [c for c in comparisons if c.result.metric == "age/mae"]
+    r = mae.result
+    assert r.family == 4 and r.p_corrected < 0.05 <= r.p and r.ci_high < 0  # the situation under test
+    table = recipes.comparison_table(comparisons, [], recipes.Options())
+    row = next(row for row in table.rows if row[1].text == "age/mae")
+    assert row[-1].text == f"better alone (p = {recipes.format_p(r.p_corrected)}), not significant after Holm over 4"
+    assert "a CI that excludes 0 can still fall short after Holm" in table.caption
+
+
 def test_variants_of_one_experiment_pair(tmp_path):
     # the quickstart runs its single- and multi-task variants as one experiment: config.variant differs
     age, multi = [9.5, 9.8, 9.2], [9.0, 9.1, 8.8]  # age MAE: the quickstart table's headline column

@@ -92,7 +92,9 @@ def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts:
                   caption=("Same dataset, folds and trunk; Δ > 0 means multi-task scores higher. The verdict and "
                            "the CI come from the corrected resampled t-test (Nadeau & Bengio 2003: variance × "
                            "(1/J + n_test/n_train) over J paired folds)"
-                           + (f", p Holm-adjusted over the table's {family} comparisons" if family > 1 else "")
+                           + (f", p Holm-adjusted over the table's {family} comparisons (the CI is per comparison, so "
+                              f"a CI that excludes 0 can still fall short after Holm: the verdict then says so)"
+                              if family > 1 else "")
                            + "; the plain paired t-test and Wilcoxon p are shown for comparison with papers and "
                            "decide nothing. P(…): Bayesian correlated t-test (baycomp) with the metric's region of "
                            "practical equivalence. Detectable |Δ|: the smallest difference this run finds with "
@@ -106,6 +108,9 @@ def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts:
             verdict = "too few folds" if r.n < 2 else "no variation"
         elif r.p < 1 - opts.confidence:
             verdict = "multi-task better" if better else "multi-task worse"
+        elif r.p_corrected < 1 - opts.confidence:  # the CI (per comparison) excludes 0, the family's p does not
+            verdict = (f"{'better' if better else 'worse'} alone (p = {format_p(r.p_corrected)}), not significant "
+                       f"after Holm over {r.family}")
         else:
             verdict = "no significant difference"
         ci = (f"[{r.ci_low * scale:{fmt}}, {r.ci_high * scale:{fmt}}]" if math.isfinite(r.ci_low) else "n/a")
