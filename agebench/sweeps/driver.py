@@ -140,20 +140,21 @@ def run_worker(spec: SweepSpec, user_overrides: list[str], echo=print) -> dict:
          f"{tally['pruned']} pruned, {tally['failed']} failed); study {spec.study_name!r} has "
          f"{counts.budget_used}/{spec.n_trials} trials: {_state_text(counts)}")
     _fail_if_nothing_succeeded(spec, study, counts)
-    _fail_if_unfinished(spec, study, dead_wait.alive)
+    _fail_if_unfinished(spec, study, dead_wait.alive | dead_wait.surplus)
     return tally
 
 
-def _fail_if_unfinished(spec: SweepSpec, study, alive: set[int]) -> None:
+def _fail_if_unfinished(spec: SweepSpec, study, others: set[int]) -> None:
     """A worker never exits 0 while a point of the study is unfinished — WAITING, or RUNNING without a worker
     seen alive (a dead one, this worker's own crashed run) — or, for a grid, failed: rerunning the same
-    command finishes it (issue 26). Trials of workers seen beating are theirs to finish."""
+    command finishes it (issue 26). `others` are other workers' RUNNING trials that are not missing points:
+    seen beating (theirs to finish), or surplus beyond a budget the finished trials already spend."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     superseded = superseded_failures(trials)
     open_ = [t.number for t in trials if t.state == TrialState.WAITING
-             or (t.state == TrialState.RUNNING and t.number not in alive)]
+             or (t.state == TrialState.RUNNING and t.number not in others)]
     failed = [t.number for t in trials if spec.kind == "grid" and t.state == TrialState.FAIL
               and t.number not in superseded and t.user_attrs.get(FAIL_KIND) not in RETRIED_KINDS + DISCARDED_KINDS]
     if open_ or failed:
@@ -217,6 +218,7 @@ class _DeadTrialWait:
         self.first_beat: dict[int, float] = {}   # trial number → the heartbeat seen when first looked at
         self.alive: set[int] = set()              # trials seen beating again since: a live worker runs them
         self.watched_since: dict[int, float] = {}  # trial number → when this worker began watching its fresh beat
+        self.surplus: set[int] = set()            # other workers' unfinished trials beyond an already spent budget
 
     def pause(self, trials, counts: Counts) -> float | None:
         """Seconds to sleep before looking again, or None to exit now."""
@@ -253,7 +255,10 @@ class _DeadTrialWait:
                 continue
             suspects.append((t, silent))
         if counts.budget_used - len(suspects) - len(unproven) >= spec.n_trials:
-            return None  # the budget is spent even without the unfinished trials: they are surplus
+            # the budget is spent even without the unfinished trials: they are surplus (two workers asked for
+            # the last trial at once), not a missing point, and no reason for this worker to fail
+            self.surplus = {t.number for t, _ in suspects} | {t.number for t in unproven}
+            return None
         if unproven and not suspects:
             return max(0.05, min(spec.heartbeat_s / 2, spec.stale_after_s / 4))  # look again within a beat
         if not suspects:
