@@ -124,7 +124,7 @@ def main() -> None:
 
 
 def job_overrides(quick: bool, epochs: int, extra: list[str]) -> list[str]:
-    """The quickstart's age variant, fold 0 (quick: 120 of its 800 subjects)."""
+    """The quickstart's age variant, fold 0 (quick: 120 of its 1,600 subjects)."""
     size = ["data.n_subjects=120"] if quick else []
     return ["experiment=quickstart", "variants=null", "tasks=age", "protocol.folds=[0]", "logger=none",
             "summary_table=false", f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}",

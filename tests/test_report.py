@@ -214,6 +214,29 @@ def test_a_ci_excluding_zero_that_fails_holm_says_so(tmp_path):
     assert "a CI that excludes 0 can still fall short after Holm" in table.caption
 
 
+def test_a_recipes_holm_family_is_the_comparisons_it_shows(tmp_path):
+    """The quickstart recipe shows Δ on age MAE and CS@5; its records hold more age metrics (top-1, top-2).
+    Holm's family is the two comparisons the reader sees, not the metrics the table leaves out: the CI gate's
+    table once said "not significant after Holm over 7" beside two rows."""
+    single = [10.0, 10.2, 9.9, 10.1, 10.05]
+    gain = [-0.6, -0.9, -0.5, -0.8, -0.7]
+    for variant, tasks in (("age", ["age"]), ("age_gender", ["age", "gender"])):
+        records = [make_record(f, {"age/mae": single[f] + (gain[f] if variant == "age_gender" else 0.0),
+                                   "age/cs5": 0.4 + 0.01 * f + (0.002 * f * f if variant == "age_gender" else 0.0),
+                                   "age/top1": 0.05 + (0.003 * (f % 2) if variant == "age_gender" else 0.0),
+                                   "age/top2": 0.1 + (0.002 * (f % 3) if variant == "age_gender" else 0.0)}
+                               | ({"gender/acc": 0.9} if variant == "age_gender" else {}),
+                               experiment="quickstart", tasks=tasks, n_folds=5, variant=variant,
+                               extra_config={"variant": variant, "variants": None}) for f in range(5)]
+        write_run(tmp_path / variant, records)
+    frame = agg.build_frame(agg.collect_records(tmp_path))
+    _, _, comparisons, _ = recipes.recipe_tables(recipes.load_recipe("quickstart"), frame, recipes.Options())
+    assert sorted(c.result.metric for c in comparisons) == ["age/cs5", "age/mae"]
+    assert {c.result.family for c in comparisons} == {2}
+    text = to_markdown(build_document(report_cfg(runs=str(tmp_path), table="quickstart"))[0])
+    assert "over the table's 2 comparisons" in text and "Holm over 4" not in text
+
+
 def test_variants_of_one_experiment_pair(tmp_path):
     # the quickstart runs its single- and multi-task variants as one experiment: config.variant differs
     age, multi = [9.5, 9.8, 9.2], [9.0, 9.1, 8.8]  # age MAE: the quickstart table's headline column

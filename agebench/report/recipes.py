@@ -221,7 +221,10 @@ def recipe_tables(recipe: Recipe, frame: pd.DataFrame | None, opts: Options
     has_runs = frame is not None and not frame.empty
     all_groups = agg.aggregate(frame) if has_runs else []
     delta_metrics = {c.delta for c in recipe.columns if c.delta}
-    comparisons = (compare_single_multi(all_groups, None, opts.confidence) if (has_runs and opts.compare) else [])
+    # Holm's family is the comparisons this table shows (its Δ columns), not every metric the records hold:
+    # a reader must be able to count the family, and hidden tests would only make the verdicts stricter.
+    comparisons = (compare_single_multi(all_groups, delta_metrics, opts.confidence) if (has_runs and opts.compare)
+                   else [])
     label_cols = agg.shown_columns(frame) if has_runs else []
 
     rows = recipe.rows
@@ -288,12 +291,11 @@ def recipe_tables(recipe: Recipe, frame: pd.DataFrame | None, opts: Options
     notes += recipe.notes
     table.notes = notes
     tables = [table]
-    relevant = [c for c in comparisons if c.result.metric in delta_metrics]
-    if relevant:
-        pair_cols = agg.label_columns([c.multi for c in relevant])
-        tables.append(comparison_table(relevant, pair_cols, opts,
+    if comparisons:
+        pair_cols = agg.label_columns([c.multi for c in comparisons])
+        tables.append(comparison_table(comparisons, pair_cols, opts,
                                        title=f"{recipe.title} — single- vs multi-task, paired across folds"))
-    return tables, list(used_groups.values()), relevant, frame
+    return tables, list(used_groups.values()), comparisons, frame
 
 
 def variant_is_repeat(expanded, row, variant) -> bool:
