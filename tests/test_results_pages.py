@@ -32,7 +32,7 @@ def test_a_changed_record_changes_the_page_only_through_the_command(tmp_path):
     copy.write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
     before = copy.read_text(encoding="utf-8")
     assert render_page(before, root=tmp_path) == before
-    results = sorted((tmp_path / "reports" / "results").rglob("results.jsonl"))[0]
+    results = sorted((tmp_path / "reports" / "results" / "utkface").rglob("results.jsonl"))[0]  # one of its records
     records = [json.loads(line) for line in results.read_text().splitlines()]
     ok = next(r for r in records if r.get("status") == "ok")
     ok["metrics"]["age/mae"] += 1.0
