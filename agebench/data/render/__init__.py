@@ -57,7 +57,7 @@ What a model can learn from the pixels (and what gets in its way):
   thread, so the two task-sets side by side (variant_jobs: 2) finish all 10 folds in about 2.3 minutes.
 
   Why each choice. *Adults only*: with children, the mirror is ambiguous where no gender can resolve it:
-  a girl of 12-16 (adult geometry, no adult cues) looks like a woman over 70 (cue age 20-30: no cues
+  a girl of 12-16 (nearly adult geometry, no adult cues yet) looks like a woman over 70 (cue age 20-30: no cues
   either), so both task-sets read girls +9..+23 years and old women -18..-39, and which way a fold leans
   was most of the fold-to-fold noise of Δ. Adults only (the span of MORPH, the field's most used age
   benchmark) leave one reading per face once the gender is known. *A quarter of the ages*: with every age
@@ -72,10 +72,11 @@ What a model can learn from the pixels (and what gets in its way):
   Δ MAE is 0.2-0.4 years. The corrected resampled t-test (docs/statistics.md) needs the mean Δ to exceed
   ~1.9 std of Δ over 5 folds.
 
-  Measured (issue 25, renderer 3, 5 subject-exclusive folds, corrected resampled t-test; data.seed 0 is
-  the quickstart; seeds 0-4 were fixed before any result, and the design was chosen on pilots of seeds 0
-  and 1 only, so seeds 2-4 are its out-of-sample check): Δ age MAE (age+gender − age, years, 95% CI) and p
-  for data.seed 0 / 1 / 2 / 3 / 4:
+  Measured (issue 25, renderer 3, 5 subject-exclusive folds, corrected resampled t-test; the coupling study's
+  records and the table rendered from them: docs/results/synthetic.md; data.seed 0 is the quickstart;
+  seeds 0-4 were fixed before any result, and the design was chosen on pilots of seeds 0 and 1 only, so
+  seeds 2-4 are its out-of-sample check): Δ age MAE (age+gender − age, years, 95% CI) and p for data.seed
+  0 / 1 / 2 / 3 / 4:
 
   - g = 1: -0.74 (-1.18..-0.30, p = 0.009) / -0.88 (-1.24..-0.51, p = 0.003) / -0.57 (-1.01..-0.14,
     p = 0.021) / -0.64 (-1.05..-0.22, p = 0.013) / -0.61 (-1.16..-0.06, p = 0.036): five of five; age MAE
