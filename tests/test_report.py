@@ -507,6 +507,50 @@ def test_recipe_granularity_columns_and_variants(tmp_path):
     assert [p.name for p in plots] == ["granularity"]
 
 
+def _granularity_runs(runs: Path, sizes_of=lambda k, tasks, f: {"train": 90, "val": 10, "test": 25}) -> dict:
+    """Table C's grid of fake records (K × task-set, 5 folds): top-1 falls with K, MAE improves with K."""
+    values = {}
+    for k, top1, mae in ((3, 0.70, 9.0), (5, 0.52, 8.0), (10, 0.30, 7.5)):
+        for tasks in (["age"], ["age", "gender"], ["age", "gender", "race"]):
+            vals = {f: {"age/top1": top1 + 0.01 * f + 0.003 * len(tasks) * ((f * k) % 3),
+                        "age/mae": mae - 0.05 * f + 0.02 * len(tasks) * ((f + k) % 3)} for f in range(5)}
+            values[(k, len(tasks))] = vals
+            write_run(runs / f"k{k}_{len(tasks)}", [
+                make_record(f, vals[f] | {"gender/acc": 0.9, "race/acc": 0.8}, experiment="utkface_granularity",
+                            dataset="utkface", tasks=tasks, bins=f"uniform:{k}", n_folds=5,
+                            fold_sizes=sizes_of(k, tasks, f), records_fingerprint="table-1") for f in range(5)])
+    return values
+
+
+def test_recipe_contrasts_pair_rows_across_folds(tmp_path):
+    """Seed 002's first claim needs row against row (K = 5 vs K = 3, same task-set and folds), with the same
+    paired test and Holm family rules as single vs multi-task."""
+    values = _granularity_runs(tmp_path)
+    doc, *_ = build_document(report_cfg(runs=str(tmp_path), table="utkface_granularity"))
+    (table,) = [t for t in doc.tables if t.name == "contrasts"]
+    assert len(table.rows) == 12 and table.columns[0].startswith("contrast")
+    row = next(r for r in table.rows if r[0].text == "K = 10, age+gender vs K = 5, age+gender" and r[1].text == "age/mae")
+    base = [values[(5, 2)][f]["age/mae"] for f in range(5)]
+    other = [values[(10, 2)][f]["age/mae"] for f in range(5)]
+    assert row[5].mean == pytest.approx(statistics.mean(other) - statistics.mean(base))
+    assert row[8].mean == pytest.approx(sps.ttest_rel(other, base).pvalue)  # the plain t-test column
+    assert "Holm-adjusted over the table's 12 comparisons" in table.caption
+    assert row[-1].text == "compared row better"  # MAE fell by ~0.5 years on every fold
+    top1 = next(r for r in table.rows if r[0].text == "K = 5, age vs K = 3, age" and r[1].text == "age/top1")
+    assert top1[-1].text == "compared row worse"
+
+
+def test_recipe_contrasts_refuse_rows_from_different_folds(tmp_path):
+    _granularity_runs(tmp_path, sizes_of=lambda k, tasks, f: {"train": 90 + (k == 10), "val": 10, "test": 25})
+    with pytest.raises(UserError, match="contrast 'K = 10, age' vs 'K = 5, age' pairs folds that are not the same "
+                                        "split \\(fold 0: fold sizes"):
+        build_document(report_cfg(runs=str(tmp_path), table="utkface_granularity"))
+    with pytest.raises(UserError, match="names \\['K = 4'\\], not a row label with `where`"):
+        recipes.parse_recipe({"title": "t", "columns": [{"metric": "age/mae"}],
+                              "rows": [{"label": "K = 3", "where": {}}],
+                              "contrasts": {"metrics": ["age/mae"], "pairs": [["K = 3", "K = 4"]]}})
+
+
 def test_recipe_ambiguous_cell_is_a_clear_error(tmp_path):
     for model in ("a", "b"):
         write_run(tmp_path / model, [make_record(f, {"age/top1": 0.5}, model=model, tasks=["age"]) for f in range(2)])

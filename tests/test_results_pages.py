@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agebench.errors import UserError
-from agebench.report.pages import REGION, render_page, write_page
+from agebench.report.pages import REGION, budget_line, render_page, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs" / "results").glob("*.md"))
@@ -57,3 +57,39 @@ def test_no_image_or_image_cache_is_committed():
     assert not bad, bad
     under_results = [f for f in files if f.startswith("reports/results/") and not f.endswith("results.jsonl")]
     assert not under_results, under_results  # records only
+
+
+def _fold(history: list[float], *, scheduler: str, mode: str = "min") -> dict:
+    """A finished fold's record as the budget line reads it: schedule, early-stopping metric, its history."""
+    best = (min if mode == "min" else max)(range(len(history)), key=lambda i: history[i])
+    return {"status": "ok", "epochs": len(history), "best_epoch": best,
+            "config": {"optim": {"scheduler": scheduler},
+                       "callbacks": {"early_stopping": {"monitor": "val/age/mae", "mode": mode}}},
+            "history": [{"epoch": i, "val/age/mae": v} for i, v in enumerate(history)]}
+
+
+def _frame(records: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame({"_record": records})
+
+
+def test_the_budget_line_does_not_read_an_annealed_last_epoch_as_still_learning():
+    folds = [_fold([9.0, 8.0, 7.5, 7.4, 7.3, 7.0], scheduler="cosine"),  # best last; tail gain 7.5 - 7.0
+             _fold([9.0, 8.0, 7.0, 7.2, 7.1, 7.05], scheduler="cosine")]  # best before the tail: gain 0
+    line = budget_line(_frame(folds))
+    assert "cosine schedule" in line and "last one in 1 of 2 finished folds" in line
+    assert "median of 0.25 (largest 0.5)" in line
+    assert "still" not in line and "does not show that more epochs would help" in line
+
+
+def test_the_budget_line_flags_a_last_epoch_best_without_annealing():
+    line = budget_line(_frame([_fold([0.50, 0.55, 0.60, 0.61, 0.64], scheduler="none", mode="max")]))
+    assert "none schedule" in line and "last one in 1 of 1" in line
+    assert "median of 0.09 (largest 0.09)" in line  # max mode: 0.64 over the best before the tail, 0.55
+    assert "may still have been learning" in line
+
+
+def test_the_budget_line_without_a_last_epoch_best_claims_nothing():
+    line = budget_line(_frame([_fold([9.0, 8.0, 7.0, 7.5, 7.6, 7.7], scheduler="none")]))
+    assert "last one in 0 of 1" in line and "learning" not in line and "more epochs" not in line

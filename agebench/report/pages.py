@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import statistics
 from pathlib import Path
 
 from agebench.errors import UserError
@@ -50,8 +51,17 @@ def render_region(args: str, root: Path = PROJECT_ROOT) -> str:
     return text + "\n" + budget_line(frame) + "\n"
 
 
+TAIL_EPOCHS = 3  # the budget line's "end of training": how much the monitored metric still moved there
+
+
 def budget_line(frame) -> str:
-    """Whether the epoch budget was enough: a fold whose best epoch is its last was still learning."""
+    """Whether the epoch budget was enough, as far as the records can say.
+
+    A fold whose best epoch is its last may still have been learning, but under a schedule that anneals the
+    learning rate to its minimum at the last epoch (cosine) a late best epoch is what annealing does, not
+    evidence that more epochs would help. So the line names the schedule and measures the tail: how much
+    the early-stopping metric's best value improved over the last epochs (median and largest over folds).
+    """
     if frame is None or frame.empty or "_record" not in frame:
         return "_No finished fold yet._"
     ok = [r for r in frame["_record"] if r.get("status") == "ok" and r.get("best_epoch") is not None]
@@ -59,9 +69,46 @@ def budget_line(frame) -> str:
         return "_No finished fold yet._"
     last = sum(1 for r in ok if int(r["best_epoch"]) + 1 >= int(r.get("epochs") or 0))
     budgets = sorted({int(r.get("epochs") or 0) for r in ok})
-    return (f"_Epoch budget: {', '.join(map(str, budgets))} epochs; the best validation epoch was the last one in "
-            f"{last} of {len(ok)} finished folds"
-            + (" (those folds were still learning: their rows understate the method)._" if last else "._"))
+    schedules = sorted({str(_config_value(r, "optim", "scheduler") or "none") for r in ok})
+    line = (f"_Epoch budget: {', '.join(map(str, budgets))} epochs, {' / '.join(schedules)} schedule; the best "
+            f"validation epoch was the last one in {last} of {len(ok)} finished folds")
+    tail = tail_gains(ok)
+    if tail:
+        monitor, gains = tail
+        line += (f"; over the last {TAIL_EPOCHS} epochs the best {monitor} improved by a median of "
+                 f"{statistics.median(gains):.3g} (largest {max(gains):.3g})")
+    if not last:
+        return line + "._"
+    if schedules == ["cosine"]:
+        return line + (". The cosine schedule anneals the learning rate to its end, so a late best epoch is "
+                       "expected and does not show that more epochs would help; only a longer run can._")
+    return line + " (those folds may still have been learning: their rows may understate the method)._"
+
+
+def tail_gains(records: list[dict]) -> tuple[str, list[float]] | None:
+    """The early-stopping metric and, per fold, how much its best value improved in the last TAIL_EPOCHS
+    epochs (>= 0; in the metric's units); None when the records carry no such history."""
+    gains, monitors = [], set()
+    for record in records:
+        monitor = _config_value(record, "callbacks", "early_stopping", "monitor")
+        mode = _config_value(record, "callbacks", "early_stopping", "mode") or "min"
+        values = [h[monitor] for h in record.get("history") or [] if monitor and h.get(monitor) is not None]
+        if len(values) <= TAIL_EPOCHS:
+            continue
+        best = min if mode == "min" else max
+        before, overall = best(values[:-TAIL_EPOCHS]), best(values)
+        gains.append(float(before - overall if mode == "min" else overall - before))
+        monitors.add(monitor)
+    if not gains or len(monitors) != 1:
+        return None
+    return monitors.pop(), gains
+
+
+def _config_value(record: dict, *keys: str):
+    value = record.get("config") or {}
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def render_page(text: str, root: Path = PROJECT_ROOT) -> str:

@@ -25,8 +25,13 @@ Recipe schema (all keys optional except title/columns):
         source: seed 000 Table 3
       - {label: "Sun et al. [16]", paper: {...}}   # a paper-only row (no `where`)
     notes: [free text lines]
+    contrasts:                        # row against row, paired across folds (e.g. 10 vs 3 age classes)
+      title: "10 vs 3 age classes"    # optional; the table's title after the recipe's own
+      metrics: [age/top1, age/mae]
+      pairs: [["K = 3, age", "K = 10, age"]]   # [baseline row, compared row]: labels of rows with `where`
 
-Without `rows`, every configuration that passes `filters` is a row.
+Without `rows`, every configuration that passes `filters` is a row. A contrast's two rows must be one
+configuration each, trained on the same folds (same data, protocol and seed, the same fold sizes).
 """
 
 from __future__ import annotations
@@ -70,6 +75,13 @@ class RowSpec:
 
 
 @dataclass
+class Contrasts:
+    metrics: list[str]
+    pairs: list[tuple[str, str]]     # (baseline row label, compared row label)
+    title: str = ""
+
+
+@dataclass
 class Recipe:
     name: str
     title: str
@@ -82,9 +94,11 @@ class Recipe:
     notes: list = dc_field(default_factory=list)
     plots: list | None = None
     path: str = ""
+    contrasts: Contrasts | None = None
 
 
-RECIPE_KEYS = {"title", "source", "caption", "filters", "merge", "columns", "rows", "notes", "plots"}
+RECIPE_KEYS = {"title", "source", "caption", "filters", "merge", "columns", "rows", "notes", "plots", "contrasts"}
+CONTRAST_KEYS = {"title", "metrics", "pairs"}
 COLUMN_KEYS = {"key", "label", "metric", "field", "delta", "scale", "fmt", "where", "ref_scale"}
 ROW_KEYS = {"label", "where", "paper", "source", "merge", "paper_label"}
 
@@ -172,4 +186,24 @@ def parse_recipe(data, path: Path | str = "<recipe>") -> Recipe:
     return Recipe(name=Path(str(path)).stem, title=str(data["title"]), columns=columns, rows=rows,
                   source=str(data.get("source") or ""), caption=str(data.get("caption") or ""),
                   filters=dict(data.get("filters") or {}), merge=list(data.get("merge") or []),
-                  notes=[str(n) for n in data.get("notes") or []], plots=data.get("plots"), path=str(path))
+                  notes=[str(n) for n in data.get("notes") or []], plots=data.get("plots"), path=str(path),
+                  contrasts=parse_contrasts(data.get("contrasts"), rows, bad))
+
+
+def parse_contrasts(data, rows: list[RowSpec] | None, bad) -> Contrasts | None:
+    """The recipe's `contrasts`: metrics, and pairs of labels of rows that have our runs (`where`)."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping) or set(data) - CONTRAST_KEYS or not data.get("metrics") or not data.get("pairs"):
+        raise bad(f"contrasts must be a mapping with metrics and pairs (and an optional title), of {sorted(CONTRAST_KEYS)}")
+    ours = {r.label for r in rows or [] if r.where is not None}
+    pairs = []
+    for pair in data["pairs"]:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise bad(f"contrast pair {pair!r} must be [baseline row label, compared row label]")
+        unknown = [str(label) for label in pair if str(label) not in ours]
+        if unknown:
+            raise bad(f"contrast pair {list(pair)!r} names {unknown}, not a row label with `where` "
+                      f"(rows: {sorted(ours)})")
+        pairs.append((str(pair[0]), str(pair[1])))
+    return Contrasts(metrics=[str(m) for m in data["metrics"]], pairs=pairs, title=str(data.get("title") or ""))

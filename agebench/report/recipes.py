@@ -24,7 +24,15 @@ from agebench.report.recipe_schema import (
     load_recipe,
     parse_recipe,
 )
-from agebench.report.stats import Comparison, compare_single_multi, delta_text, format_p
+from agebench.report.stats import (
+    Comparison,
+    adjust,
+    compare_single_multi,
+    delta_text,
+    format_p,
+    paired_test,
+    split_ratio,
+)
 from agebench.report.tables import INCOMPLETE_MARK, Cell, Table, number_cell, stat_cell
 from agebench.results import metrics as registry
 
@@ -80,16 +88,30 @@ def _stat_for(group: Group, metric: str, scale: float, fmt: str, opts: Options) 
     return stat_cell(stat.mean * scale, stat.std * scale if math.isfinite(stat.std) else None, fmt, marker)
 
 
+@dataclass(frozen=True)
+class Sides:
+    """How a paired table names what it compares: single vs multi-task, or one recipe row vs another."""
+    row: str = "multi-task configuration"
+    base: str = "single-task"
+    other: str = "multi-task"
+    scope: str = "Same dataset, folds and trunk"
+
+
+SINGLE_MULTI = Sides()
+ROW_CONTRAST = Sides(row="contrast (compared row vs baseline row)", base="baseline row", other="compared row",
+                     scope="Same dataset and folds, the two recipe rows named")
+
+
 def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts: Options,
-                     title: str = "Single- vs multi-task, paired across folds") -> Table:
+                     title: str = "Single- vs multi-task, paired across folds", sides: Sides = SINGLE_MULTI) -> Table:
     conf = int(round(opts.confidence * 100))
     family = max((c.result.family for c in comparisons), default=1)
     p_label = "p (corrected, Holm)" if family > 1 else "p (corrected)"
     table = Table(title=title, name="paired",
-                  columns=["multi-task configuration", "metric", "paired folds", "single-task", "multi-task",
-                           "Δ (multi − single)", f"{conf}% CI of Δ", p_label, "plain t-test p", "Wilcoxon p",
-                           "P(multi better / ≈ / worse)", "detectable |Δ|", "verdict"],
-                  caption=("Same dataset, folds and trunk; Δ > 0 means multi-task scores higher. The verdict and "
+                  columns=[sides.row, "metric", "paired folds", sides.base, sides.other,
+                           f"Δ ({sides.other} − {sides.base})", f"{conf}% CI of Δ", p_label, "plain t-test p",
+                           "Wilcoxon p", f"P({sides.other} better / ≈ / worse)", "detectable |Δ|", "verdict"],
+                  caption=(f"{sides.scope}; Δ > 0 means {sides.other} scores higher. The verdict and "
                            "the CI come from the corrected resampled t-test (Nadeau & Bengio 2003: variance × "
                            "(1/J + n_test/n_train) over J paired folds)"
                            + (f", p Holm-adjusted over the table's {family} comparisons (the CI is per comparison, so "
@@ -107,7 +129,7 @@ def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts:
         if r.n < 2 or not math.isfinite(r.p):
             verdict = "too few folds" if r.n < 2 else "no variation"
         elif r.p < 1 - opts.confidence:
-            verdict = "multi-task better" if better else "multi-task worse"
+            verdict = f"{sides.other} better" if better else f"{sides.other} worse"
         elif r.p_corrected < 1 - opts.confidence:  # the CI (per comparison) excludes 0, the family's p does not
             verdict = (f"{'better' if better else 'worse'} alone (p = {format_p(r.p_corrected)}), not significant "
                        f"after Holm over {r.family}")
@@ -117,13 +139,62 @@ def comparison_table(comparisons: list[Comparison], label_cols: list[str], opts:
         bayes = (f"{r.bayes.p_multi_better:.2f} / {r.bayes.p_equivalent:.2f} / {r.bayes.p_single_better:.2f}"
                  if r.bayes is not None else "n/a")
         table.add([
-            Cell(c.multi.label(label_cols)), Cell(r.metric), Cell(str(r.n), mean=float(r.n)),
+            Cell(c.label or c.multi.label(label_cols)), Cell(r.metric), Cell(str(r.n), mean=float(r.n)),
             number_cell(r.mean_single * scale, fmt), number_cell(r.mean_multi * scale, fmt),
             number_cell(r.mean_diff * scale, f"+{fmt}") if math.isfinite(r.mean_diff) else Cell("n/a"),
             Cell(ci), _p_cell(r.p), _p_cell(r.p_t), _p_cell(r.p_w), Cell(bayes),
             number_cell(r.detectable * scale, fmt) if math.isfinite(r.detectable) else Cell("n/a"), Cell(verdict),
         ])
     return table
+
+
+def row_contrasts(recipe: Recipe, groups_by_row: dict[str, list[Group]], confidence: float) -> list[Comparison]:
+    """The recipe's `contrasts`: each [baseline row, compared row] pair, per metric, paired over the folds both
+    finished, Holm over the contrasts shown. A pair whose rows were not trained on the same folds is refused."""
+    out = []
+    for base_label, other_label in recipe.contrasts.pairs:
+        base, other = (_one_group(recipe, label, groups_by_row.get(label, [])) for label in (base_label, other_label))
+        if base is None or other is None:
+            continue  # a row without runs yet: its contrast waits for them
+        why = split_mismatch(base, other)
+        if why:
+            raise UserError(f"{recipe.path}: contrast {other_label!r} vs {base_label!r} pairs folds that are not the "
+                            f"same split ({why}); contrast rows trained on the same data, protocol and seed")
+        for metric in recipe.contrasts.metrics:
+            if metric not in base.metrics or metric not in other.metrics:
+                continue
+            res = paired_test(base.metrics[metric].values, other.metrics[metric].values, metric, confidence,
+                              ratio=split_ratio(base, other))
+            out.append(Comparison(multi=other, single=base, task=metric.split("/", 1)[0], result=res,
+                                  label=f"{other_label} vs {base_label}"))
+    adjust(out)
+    return out
+
+
+def _one_group(recipe: Recipe, label: str, groups: list[Group]) -> Group | None:
+    if len(groups) > 1:
+        raise UserError(f"{recipe.path}: contrast row {label!r} matches {len(groups)} configurations; narrow the "
+                        f"row's `where` to one")
+    return groups[0] if groups else None
+
+
+def split_mismatch(a: Group, b: Group) -> str:
+    """Why fold k of `a` and fold k of `b` may not have seen the same train/test split ("" when the records
+    agree on everything that makes the folds: the record table's hash, the protocol, the seed, the sizes)."""
+    def by_fold(group: Group) -> dict:
+        return {(int(r.get("repeat") or 0), r.get("fold")): r for r in group.frame.get("_record", [])
+                if isinstance(r, dict)}
+
+    left, right = by_fold(a), by_fold(b)
+    for fold in sorted(set(left) & set(right), key=str):
+        ra, rb = left[fold], right[fold]
+        for name, va, vb in (("record table", ra.get("records_fingerprint"), rb.get("records_fingerprint")),
+                             ("protocol", (ra.get("config") or {}).get("protocol"), (rb.get("config") or {}).get("protocol")),
+                             ("seed", ra.get("seed"), rb.get("seed")),
+                             ("fold sizes", ra.get("fold_sizes"), rb.get("fold_sizes"))):
+            if va != vb:
+                return f"fold {fold[1]}: {name} {va} vs {vb}"
+    return ""
 
 
 def _p_cell(p: float) -> Cell:
@@ -258,6 +329,7 @@ def recipe_tables(recipe: Recipe, frame: pd.DataFrame | None, opts: Options
     caption = recipe.caption
     table = Table(title=recipe.title, columns=columns, caption=caption, name=recipe.name)
     used_groups: dict[tuple, Group] = {}
+    groups_by_row: dict[str, list[Group]] = {}
     for row, variant, sub in expanded:
         if row.paper is not None and not variant_is_repeat(expanded, row, variant):
             cells = [Cell(row.paper_label or row.label), Cell(row.source or recipe.source or "paper")]
@@ -273,6 +345,7 @@ def recipe_tables(recipe: Recipe, frame: pd.DataFrame | None, opts: Options
             table.add(cells)
             continue
         row_groups = agg.aggregate(sub)
+        groups_by_row.setdefault(row.label, []).extend(row_groups)
         for g in row_groups:
             used_groups[tuple(sorted(g.key.items()))] = g
         for col in recipe.columns:
@@ -295,6 +368,12 @@ def recipe_tables(recipe: Recipe, frame: pd.DataFrame | None, opts: Options
         pair_cols = agg.label_columns([c.multi for c in comparisons])
         tables.append(comparison_table(comparisons, pair_cols, opts,
                                        title=f"{recipe.title} — single- vs multi-task, paired across folds"))
+    contrasts = row_contrasts(recipe, groups_by_row, opts.confidence) if (recipe.contrasts and opts.compare) else []
+    if contrasts:
+        title = recipe.contrasts.title or "row contrasts, paired across folds"
+        contrast_table = comparison_table(contrasts, [], opts, title=f"{recipe.title} — {title}", sides=ROW_CONTRAST)
+        contrast_table.name = "contrasts"
+        tables.append(contrast_table)
     return tables, list(used_groups.values()), comparisons, frame
 
 

@@ -163,10 +163,11 @@ def pair_key(group: Group) -> tuple:
 
 @dataclass
 class Comparison:
-    multi: Group
-    single: Group
+    multi: Group          # the compared side (a row contrast's compared row)
+    single: Group         # the baseline side (a row contrast's baseline row)
     task: str
     result: Paired
+    label: str = ""       # a row contrast's name ("K = 10, age vs K = 3, age"); else the multi side's identity
 
 
 def single_task_partner(group: Group, task: str, groups: Iterable[Group]) -> Group | None:
