@@ -251,6 +251,15 @@ def test_variants_of_one_experiment_pair(tmp_path):
     assert "p=" in to_markdown(doc)
 
 
+def test_a_shown_p_never_rounds_onto_the_threshold_it_is_below():
+    # Table B's unimodal contrast: p = 0.049976 after Holm, "compared row worse" beside "0.05"
+    from agebench.report.stats import format_p
+
+    assert format_p(0.0499756848) == "0.04998" and format_p(0.00999991) == "0.0099999"
+    assert format_p(0.05) == "0.05" and format_p(0.0500004) == "0.05" and format_p(0.0123456) == "0.0123"
+    assert format_p(0.0004) == "<0.001" and format_p(float("nan")) == "n/a"
+
+
 def test_paired_test_uses_common_folds_only():
     r = paired_test({0: 0.4, 1: 0.5, 2: 0.45, 3: 0.5}, {1: 0.55, 2: 0.47, 3: 0.56, 4: 0.9})
     assert r.folds == [1, 2, 3]
@@ -541,10 +550,18 @@ def test_recipe_contrasts_pair_rows_across_folds(tmp_path):
 
 
 def test_recipe_contrasts_refuse_rows_from_different_folds(tmp_path):
-    _granularity_runs(tmp_path, sizes_of=lambda k, tasks, f: {"train": 90 + (k == 10), "val": 10, "test": 25})
+    _granularity_runs(tmp_path / "folds_subset")  # a row trained fold by fold (protocol.folds) still pairs
+    path = tmp_path / "folds_subset" / "k5_1" / "results.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        record["config"]["protocol"]["folds"] = [record["fold"]]
+    write_run(path.parent, records)
+    doc, *_ = build_document(report_cfg(runs=str(tmp_path / "folds_subset"), table="utkface_granularity"))
+    assert len([t for t in doc.tables if t.name == "contrasts"][0].rows) == 12
+    _granularity_runs(tmp_path / "resized", sizes_of=lambda k, tasks, f: {"train": 90 + (k == 10), "val": 10, "test": 25})
     with pytest.raises(UserError, match="contrast 'K = 10, age' vs 'K = 5, age' pairs folds that are not the same "
                                         "split \\(fold 0: fold sizes"):
-        build_document(report_cfg(runs=str(tmp_path), table="utkface_granularity"))
+        build_document(report_cfg(runs=str(tmp_path / "resized"), table="utkface_granularity"))
     with pytest.raises(UserError, match="names \\['K = 4'\\], not a row label with `where`"):
         recipes.parse_recipe({"title": "t", "columns": [{"metric": "age/mae"}],
                               "rows": [{"label": "K = 3", "where": {}}],

@@ -189,12 +189,19 @@ def split_mismatch(a: Group, b: Group) -> str:
     for fold in sorted(set(left) & set(right), key=str):
         ra, rb = left[fold], right[fold]
         for name, va, vb in (("record table", ra.get("records_fingerprint"), rb.get("records_fingerprint")),
-                             ("protocol", (ra.get("config") or {}).get("protocol"), (rb.get("config") or {}).get("protocol")),
+                             ("protocol", _split_protocol(ra), _split_protocol(rb)),
                              ("seed", ra.get("seed"), rb.get("seed")),
                              ("fold sizes", ra.get("fold_sizes"), rb.get("fold_sizes"))):
             if va != vb:
                 return f"fold {fold[1]}: {name} {va} vs {vb}"
     return ""
+
+
+def _split_protocol(record: dict) -> dict:
+    """The protocol settings that make the folds: `protocol.folds` only picks which of them a run trained."""
+    protocol = dict((record.get("config") or {}).get("protocol") or {})
+    protocol.pop("folds", None)
+    return protocol
 
 
 def _p_cell(p: float) -> Cell:

@@ -209,12 +209,22 @@ def adjust(comparisons: list[Comparison]) -> None:
         c.result.p_adjusted, c.result.family = p, family
 
 
+P_THRESHOLDS = (0.05, 0.01)  # a shown p never rounds onto a usual α it is below: 0.04998 is not "0.05"
+
+
 def format_p(p: float) -> str:
+    """Three significant digits, more where rounding would reach a threshold from below (a significant
+    verdict beside "p = 0.05" reads as a contradiction)."""
     if p is None or not math.isfinite(p):
         return "n/a"
     if p < 0.001:
         return "<0.001"
-    return f"{p:.3g}"
+    digits = 3
+    text = f"{p:.{digits}g}"
+    while digits < 8 and any(p < t <= float(text) for t in P_THRESHOLDS):
+        digits += 1
+        text = f"{p:.{digits}g}"
+    return text
 
 
 def delta_text(res: Paired, scale: float = 1.0, fmt: str = ".2f") -> str:
