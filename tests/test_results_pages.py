@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agebench.errors import UserError
-from agebench.report.pages import REGION, budget_line, render_page, write_page
+from agebench.report.pages import REGION, budget_line, compute_line, render_page, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs" / "results").glob("*.md"))
@@ -93,3 +93,12 @@ def test_the_budget_line_flags_a_last_epoch_best_without_annealing():
 def test_the_budget_line_without_a_last_epoch_best_claims_nothing():
     line = budget_line(_frame([_fold([9.0, 8.0, 7.0, 7.5, 7.6, 7.7], scheduler="none")]))
     assert "last one in 0 of 1" in line and "learning" not in line and "more epochs" not in line
+
+
+def test_the_compute_line_sums_the_training_time_of_finished_folds():
+    folds = [_fold([9.0, 8.0, 7.0, 7.5, 7.6, 7.7], scheduler="none") | {"train_seconds": 1800.0,
+                                                                         "hardware": {"cpu": "AMD EPYC", "torch_threads": 1}}
+             for _ in range(3)]
+    failed = {"status": "failed", "train_seconds": 99999.0}
+    line = compute_line(_frame(folds + [failed]))
+    assert line == "_Compute: 1.5 hours of wall-clock training over 3 finished folds (30.0 min per fold; AMD EPYC, 1 thread(s))._"

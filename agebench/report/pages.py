@@ -48,7 +48,7 @@ def render_region(args: str, root: Path = PROJECT_ROOT) -> str:
     cfg = region_config(args, root)
     doc, _, groups, frame, _ = build_document(cfg)
     text = render(doc, "md").rstrip() + "\n"
-    return text + "\n" + budget_line(frame) + "\n"
+    return text + "\n" + budget_line(frame) + "\n\n" + compute_line(frame) + "\n"
 
 
 TAIL_EPOCHS = 3  # the budget line's "end of training": how much the monitored metric still moved there
@@ -83,6 +83,20 @@ def budget_line(frame) -> str:
         return line + (". The cosine schedule anneals the learning rate to its end, so a late best epoch is "
                        "expected and does not show that more epochs would help; only a longer run can._")
     return line + " (those folds may still have been learning: their rows may understate the method)._"
+
+
+def compute_line(frame) -> str:
+    """What the table cost, from its records: training time summed over finished folds, on which hardware
+    with how many threads, so a reader can plan a rerun (wall time = this ÷ the runs side by side)."""
+    if frame is None or frame.empty or "_record" not in frame:
+        return "_Compute: no finished fold yet._"
+    ok = [r for r in frame["_record"] if r.get("status") == "ok"]
+    seconds = sum(float(r.get("train_seconds") or 0.0) for r in ok)
+    where = sorted({f"{(r.get('hardware') or {}).get('cpu', '?')}, "
+                    f"{(r.get('hardware') or {}).get('torch_threads', '?')} thread(s)"
+                    + (", CUDA" if (r.get("hardware") or {}).get("cuda") else "") for r in ok})
+    return (f"_Compute: {seconds / 3600:.1f} hours of wall-clock training over {len(ok)} finished folds "
+            f"({seconds / 60 / max(len(ok), 1):.1f} min per fold; {'; '.join(where)})._")
 
 
 def tail_gains(records: list[dict]) -> tuple[str, list[float]] | None:
