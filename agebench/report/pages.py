@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agebench.errors import UserError
 from agebench.paths import PROJECT_ROOT
+from agebench.report import canon
 
 REGION = re.compile(r"(<!-- agebench report (?P<args>[^>]*?) -->\n)(?P<body>.*?)(<!-- end -->)", re.S)
 ALLOWED_ARGS = {"runs", "table", "metrics", "precision", "power", "breakdown", "filters"}
@@ -69,7 +70,7 @@ def budget_line(frame) -> str:
         return "_No finished fold yet._"
     last = sum(1 for r in ok if int(r["best_epoch"]) + 1 >= int(r.get("epochs") or 0))
     budgets = sorted({int(r.get("epochs") or 0) for r in ok})
-    schedules = sorted({str(_config_value(r, "optim", "scheduler") or "none") for r in ok})
+    schedules = sorted({str(canon.get(r, "config.optim.scheduler") or "none") for r in ok})
     line = (f"_Epoch budget: {', '.join(map(str, budgets))} epochs, {' / '.join(schedules)} schedule; the best "
             f"validation epoch was the last one in {last} of {len(ok)} finished folds")
     tail = tail_gains(ok)
@@ -104,8 +105,8 @@ def tail_gains(records: list[dict]) -> tuple[str, list[float]] | None:
     epochs (>= 0; in the metric's units); None when the records carry no such history."""
     gains, monitors = [], set()
     for record in records:
-        monitor = _config_value(record, "callbacks", "early_stopping", "monitor")
-        mode = _config_value(record, "callbacks", "early_stopping", "mode") or "min"
+        monitor = canon.get(record, "config.callbacks.early_stopping.monitor")
+        mode = canon.get(record, "config.callbacks.early_stopping.mode") or "min"
         values = [h[monitor] for h in record.get("history") or [] if monitor and h.get(monitor) is not None]
         if len(values) <= TAIL_EPOCHS:
             continue
@@ -116,13 +117,6 @@ def tail_gains(records: list[dict]) -> tuple[str, list[float]] | None:
     if not gains or len(monitors) != 1:
         return None
     return monitors.pop(), gains
-
-
-def _config_value(record: dict, *keys: str):
-    value = record.get("config") or {}
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
 
 
 def render_page(text: str, root: Path = PROJECT_ROOT) -> str:
